@@ -1,0 +1,75 @@
+"""v4compact: compact deep-network models of macaque V4 neurons, in PyTorch.
+
+The public API is imported lazily, so ``import v4compact`` stays fast and does not load
+torch until a model is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .errors import (
+    CorruptDataError,
+    DataNotFoundError,
+    DownloadError,
+    InvalidInputError,
+    ModelFormatError,
+    UnknownModelError,
+    UnknownNeuronError,
+    UnknownSessionError,
+    V4CompactError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "list_sessions": "v4compact.data.catalog",
+    "session_info": "v4compact.data.catalog",
+    "SessionInfo": "v4compact.data.catalog",
+    "load_session": "v4compact.data.session",
+    "Session": "v4compact.data.session",
+    "data_dir": "v4compact.config",
+    "fetch": "v4compact.data.fetch",
+    "data_status": "v4compact.data.fetch",
+    "load_model": "v4compact.models.registry",
+    "load_compact_model": "v4compact.models.registry",
+    "load_shared_model": "v4compact.models.registry",
+    "load_compact_population": "v4compact.models.registry",
+    "list_models": "v4compact.models.registry",
+    "export_model": "v4compact.models.export",
+    "evaluate": "v4compact.evaluation",
+}
+
+__all__ = [
+    "CorruptDataError",
+    "DataNotFoundError",
+    "DownloadError",
+    "InvalidInputError",
+    "ModelFormatError",
+    "UnknownModelError",
+    "UnknownNeuronError",
+    "UnknownSessionError",
+    "V4CompactError",
+    "__version__",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'v4compact' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from .config import data_dir  # noqa: F401
+    from .data.catalog import SessionInfo, list_sessions, session_info  # noqa: F401

@@ -1,0 +1,22 @@
+"""Shared fixtures: the real data copy in ../shared/v4data, through the project's own setting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if not os.environ.get("V4COMPACT_DATA"):
+    os.environ["V4COMPACT_DATA"] = str((REPO.parent / "shared" / "v4data").resolve())
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data directory (read-only): $V4COMPACT_DATA, default ../shared/v4data."""
+    path = Path(os.environ["V4COMPACT_DATA"])
+    if not (path / "sessions.csv").exists():
+        pytest.fail(f"real data not found at {path}; set V4COMPACT_DATA to a copy of the release")
+    return path
