@@ -19,6 +19,9 @@ from ..errors import V4CompactError
 COMMAND_MODULES = [
     "v4compact.cli.data",
     "v4compact.cli.plot",
+    "v4compact.cli.evaluate",
+    "v4compact.cli.serve",
+    "v4compact.cli.synthesize",
 ]
 
 

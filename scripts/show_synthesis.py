@@ -1,0 +1,111 @@
+"""Do synthesized images beat every held-out natural image? (issue 5, "what must be shown")
+
+For 10 neurons across the test sessions 190923, 201025 and 210225, run preferred-stimulus
+synthesis (maximize and minimize) with each preset, all neurons x starts in one routed batch,
+and report the fraction of neurons / starts whose synthesized response exceeds the model's
+largest response to every held-out natural image of that neuron's session (for
+minimisation: falls below the smallest). Also renders the figure-2a contact sheet of
+201025/2 (upstream preset, maximize).
+
+Run:  python scripts/show_synthesis.py --out /tmp/show_synthesis
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from v4compact.data.session import load_session
+from v4compact.figures.synthesis import synthesis_figure
+from v4compact.models.registry import load_compact_model
+from v4compact.synthesis import synthesize
+from v4compact.synthesis.routing import RoutedModels
+
+NEURONS = ["190923/0", "190923/10", "190923/20", "201025/2", "201025/10", "201025/30",
+           "201025/60", "210225/5", "210225/20", "210225/40"]
+
+
+def natural_range(models: dict, data_dir=None) -> dict:
+    """Model response range over each neuron's held-out natural images: id -> (min, max)."""
+    out, sessions = {}, {}
+    for nid, model in models.items():
+        sid = nid.split("/")[0]
+        if sid not in sessions:
+            session = load_session(sid, data_dir=data_dir)
+            _, held = session.heldout_split()
+            sessions[sid] = np.asarray(session.images[held])
+        pred = model.predict(sessions[sid], batch_size=100)
+        out[nid] = (float(pred.min()), float(pred.max()))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="show_synthesis_out")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=9)
+    parser.add_argument("--presets", default="upstream,fourier,upstream_robust")
+    parser.add_argument("--compare-seeds", type=int, default=3,
+                        help="starts per neuron for the presets other than upstream")
+    parser.add_argument("--figure", default="docs/img/fig2a_201025_2.png")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    models = {nid: load_compact_model(*nid.split("/")) for nid in NEURONS}
+    t0 = time.perf_counter()
+    ranges = natural_range(models)
+    print(f"natural held-out ranges computed in {time.perf_counter() - t0:.0f} s")
+    routed = RoutedModels(list(models.values()), model_id="compact[10 neurons]")
+    summary = []
+    for preset in args.presets.split(","):
+        seeds = args.seeds if preset == "upstream" else args.compare_seeds
+        for minimize in (False, True):
+            t0 = time.perf_counter()
+            result = synthesize(routed, NEURONS, seeds=seeds, preset=preset, steps=args.steps,
+                                minimize=minimize, seed=0, device=args.device)
+            elapsed = time.perf_counter() - t0
+            ids = result.target_ids
+            resp = result.target_responses
+            ref = np.array([ranges[i][0 if minimize else 1] for i in ids])
+            beats = resp < ref if minimize else resp > ref
+            per_neuron = [bool(beats[[j for j, t in enumerate(ids) if t == nid]].all())
+                          for nid in NEURONS]
+            row = {"preset": preset, "direction": "min" if minimize else "max",
+                   "steps": args.steps, "starts_per_neuron": seeds,
+                   "fraction_starts": float(beats.mean()),
+                   "fraction_neurons_all_starts": float(np.mean(per_neuron)),
+                   "median_margin": float(np.median(ref - resp if minimize else resp - ref)),
+                   "seconds": round(elapsed, 1)}
+            summary.append(row)
+            print(json.dumps(row))
+            tag = f"{preset}_{row['direction']}"
+            result.save(out / tag)
+            details = [{"neuron": t, "start": s, "response": float(r),
+                        "natural_extreme": float(e)}
+                       for t, s, r, e in zip(ids, result.start_index, resp, ref, strict=True)]
+            (out / tag / "vs_natural.json").write_text(json.dumps(details, indent=1))
+            if preset == "upstream" and not minimize and args.figure:
+                fig = synthesis_figure(result, neuron="201025/2",
+                                       reference=ranges["201025/2"][1])
+                Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+                fig.savefig(args.figure, dpi=110)
+    (out / "summary.json").write_text(json.dumps({"neurons": NEURONS, "natural_range": ranges,
+                                                  "rows": summary}, indent=1))
+    print()
+    print(f"{'preset':<16}{'dir':<5}{'starts':>7}{'frac starts':>13}{'frac neurons':>14}"
+          f"{'median margin':>14}{'s':>8}")
+    for r in summary:
+        print(f"{r['preset']:<16}{r['direction']:<5}{r['starts_per_neuron']:>7}"
+              f"{r['fraction_starts']:>13.3f}{r['fraction_neurons_all_starts']:>14.3f}"
+              f"{r['median_margin']:>14.2f}{r['seconds']:>8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

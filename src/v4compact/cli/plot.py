@@ -1,0 +1,57 @@
+"""``v4compact plot ...``: draw figures to PNG or PDF (the format follows the file suffix)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import InvalidInputError
+
+_FORMATS = (".png", ".pdf", ".svg")
+
+
+def register(subparsers, parents) -> None:
+    """Add ``plot`` and its subcommands."""
+    plot = subparsers.add_parser("plot", help="draw figures (PNG/PDF/SVG by suffix)",
+                                 description="Draw figures of the data and the models.")
+    sub = plot.add_subparsers(dest="plot_command", metavar="FIGURE")
+    session = sub.add_parser(
+        "session", parents=parents, help="a session's images and its neuron x image responses",
+        description="A grid of the session's images (when present) above the neuron x image "
+        "response heatmap (each neuron divided by its s.d., colour limit at the 95th "
+        "percentile). Without the images the heatmap is still drawn, with a note.",
+    )
+    session.add_argument("session_id", metavar="SID", help="session id, e.g. 190923")
+    session.add_argument("--out", required=True, metavar="FILE",
+                         help="output file; .png, .pdf or .svg")
+    session.add_argument("--dpi", type=int, default=150, help="resolution of PNG output")
+    session.set_defaults(func=_session)
+    plot.set_defaults(func=lambda args: (plot.print_help(), 2)[1])
+
+
+def _check_out(out: str) -> Path:
+    path = Path(out)
+    if path.suffix.lower() not in _FORMATS:
+        raise InvalidInputError(
+            f"--out {out}: unsupported suffix {path.suffix or '(none)'}; "
+            f"use one of {', '.join(_FORMATS)}"
+        )
+    return path
+
+
+def _session(args) -> int:
+    from ..data.paths import fetch_command
+    from ..data.session import load_session
+    from ..figures.session import plot_session
+
+    out = _check_out(args.out)
+    session = load_session(args.session_id, data_dir=args.data_dir)
+    if not session.has_images:
+        fetch = fetch_command(f"images:{session.session_id}", args.data_dir)
+        print(f"note: images of session {session.session_id} are not in {session.data_dir}; "
+              f"drawing the responses only (fetch them with: {fetch})", file=sys.stderr)
+    figure = plot_session(session)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,136 @@
+"""Release-relative paths of every kind of file, and the one way to ask for a local file.
+
+The data directory is laid out like the public release ``cowleygroup/V4_compact_models``
+(see ``config.data_dir``). Every path here is relative to that directory and uses ``/``.
+:func:`require` turns a release path into a local path, or raises a
+:class:`~v4compact.errors.DataNotFoundError` that names the file, the directory searched and
+the command that fetches it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import config
+from ..errors import DataNotFoundError
+
+RESPONSES_DIR = "data_V4_responses"
+COMPACT_DIR = "data_compact_models"
+SHARED_DIR = "data_shared_compact_models"
+ENSEMBLE_DIR = "data_ensemble_model"
+
+#: Compact-model file formats of the release: format name -> (folder, file suffix).
+COMPACT_FORMATS: dict[str, tuple[str, str]] = {
+    "keras": ("models_keras", ".keras"),
+    "torch": ("models_torch", ".pt"),
+    "weights-h5": ("model_weights_h5", ".weights.h5"),
+    "npy": ("model_weights_npy", ".npy"),
+    "h5": ("models_h5", ".h5"),
+    "summary": ("model_summaries", ".txt"),
+}
+
+#: Teachers of the shared compact models (folder names of the release).
+SHARED_TEACHERS: tuple[str, ...] = (
+    "from_ensemble_model",
+    "linear_from_ensemble_model",
+    "from_V4data_direct_fit",
+    "from_resnet50",
+    "from_resnet50_robust",
+    "from_vgg19",
+    "from_cornets",
+)
+#: Filter counts of layers 0-2 of the shared compact models.
+SHARED_NUM_FILTERS: tuple[int, ...] = (5, 10, 25, 35, 50, 75, 100, 200)
+#: Number of trained ensemble-model members in the release.
+NUM_ENSEMBLE_MEMBERS = 25
+
+ENSEMBLE_SUMMARY = f"{ENSEMBLE_DIR}/ensemble_model_summary.txt"
+
+
+def images_zip(session_id: int) -> str:
+    """The zip of a session's JPEG images, e.g. ``data_V4_responses/images/images_190923.zip``."""
+    return f"{RESPONSES_DIR}/images/images_{int(session_id)}.zip"
+
+
+def responses_averaged(session_id: int) -> str:
+    """Repeat-averaged responses, float64 ``(neurons, images)`` ``.npy``."""
+    return f"{RESPONSES_DIR}/responses_repeat_averaged/responses_{int(session_id)}.npy"
+
+
+def responses_raw(session_id: int) -> str:
+    """Single-repeat responses, float64 ``(neurons, images, repeats)`` NaN-padded ``.npy``."""
+    return f"{RESPONSES_DIR}/responses_raw/responses_{int(session_id)}.npy"
+
+
+def compact_model(session_id: int, neuron: int, fmt: str = "keras") -> str:
+    """One neuron's compact model in one of :data:`COMPACT_FORMATS`."""
+    try:
+        folder, suffix = COMPACT_FORMATS[fmt]
+    except KeyError:
+        from ..errors import InvalidInputError
+
+        valid = ", ".join(COMPACT_FORMATS)
+        raise InvalidInputError(
+            f"unknown compact-model format {fmt!r}; choose one of {valid}"
+        ) from None
+    return f"{COMPACT_DIR}/{folder}/compact_model_{int(session_id)}_neuron{int(neuron)}{suffix}"
+
+
+def nums_filters(session_id: int, neuron: int) -> str:
+    """int array of 5: filters per layer of one neuron's pruned compact model."""
+    return f"{COMPACT_DIR}/nums_filters/compact_model_{int(session_id)}_neuron{int(neuron)}.npy"
+
+
+def shared_model(teacher: str, num_filters: int) -> str:
+    """A shared compact model (219 outputs), Keras 3 ``.keras``."""
+    return f"{SHARED_DIR}/{teacher}/shared_compact_model_{int(num_filters)}filters.keras"
+
+
+def ensemble_member(member: int) -> str:
+    """One of the 25 trained ensemble-model members, Keras 3 ``.keras``."""
+    return f"{ENSEMBLE_DIR}/ensemble_model_member{int(member)}.keras"
+
+
+def fetch_command(what: str, data_dir: str | os.PathLike | None = None) -> str:
+    """The command line that downloads group ``what`` into the resolved data directory."""
+    cmd = f"v4compact data fetch {what}"
+    if config.data_dir_source(data_dir) == "argument":
+        cmd += f" --data-dir {config.data_dir(data_dir)}"
+    return cmd
+
+
+def require(
+    relpath: str,
+    data_dir: str | os.PathLike | None = None,
+    fetch_group: str | None = None,
+) -> Path:
+    """The local path of a release file, or a one-line error saying how to get it.
+
+    Args:
+        relpath: release-relative path (one of the functions above).
+        data_dir: data directory; ``None`` resolves it through :func:`v4compact.config.data_dir`.
+        fetch_group: the ``v4compact data fetch`` group that downloads the file (default: the
+            path itself, which ``fetch`` accepts too).
+
+    Returns:
+        Absolute path of the existing file.
+
+    Raises:
+        DataNotFoundError: the file is not in the data directory; the message names the file,
+            the directory searched (and where its setting came from) and the fetch command, or
+            says that the public release does not contain the file at all.
+    """
+    root = config.data_dir(data_dir)
+    path = root / relpath
+    if path.is_file():
+        return path
+    from .registry import load_registry
+
+    where = f"data directory {root} (from {config.data_dir_source(data_dir)})"
+    if relpath not in load_registry():
+        raise DataNotFoundError(
+            f"{relpath} not found in {where}, and the public release has no such file"
+        )
+    command = fetch_command(fetch_group or relpath, data_dir)
+    raise DataNotFoundError(f"{relpath} not found in {where}; fetch it with: {command}")

@@ -1,0 +1,244 @@
+"""One recording session: its images, responses, metadata, held-out split and signal quality.
+
+``load_session(190923)`` reads the repeat-averaged responses at once (small) and everything
+else lazily: the images are decoded from the zip on first use, the raw responses are loaded on
+first access. A file that is not in the data directory raises
+:class:`~v4compact.errors.DataNotFoundError` saying how to fetch it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from .. import images as image_ops
+from ..errors import CorruptDataError, InvalidInputError
+from . import paths
+from .catalog import SessionInfo, session_info
+from .zipimages import ZipImages
+
+
+def unbiased_snr(raw_responses: np.ndarray) -> np.ndarray:
+    """Unbiased signal-to-noise ratio per neuron (Pospisil & Bair 2021; SYSTEM.md §2).
+
+    With n = median number of repeats per image, m = number of images, s2 = mean over images
+    of the per-image variance across repeats (ddof=1), and d2 = variance over images (ddof=0)
+    of the repeat means: ``SNR = (d2 - (m - 1) / m * s2 / n) / s2``.
+
+    Args:
+        raw_responses: float ``(neurons, images, repeats)`` spike counts, NaN where an image
+            had fewer repeats.
+
+    Returns:
+        float64 ``(neurons,)``; NaN for a neuron without any repeat variability.
+    """
+    raw = np.asarray(raw_responses, dtype=np.float64)
+    if raw.ndim != 3:
+        raise InvalidInputError(
+            f"raw responses must be (neurons, images, repeats), got shape {raw.shape}"
+        )
+    counts = np.sum(~np.isnan(raw), axis=2)  # (neurons, images)
+    usable = counts >= 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        num_repeats = np.array([np.median(c[u]) if u.any() else np.nan
+                                for c, u in zip(counts, usable, strict=True)])
+        sums = np.nansum(raw, axis=2)
+        means = np.where(usable, sums / np.maximum(counts, 1), np.nan)
+        squares = np.nansum((raw - means[..., None]) ** 2, axis=2)
+        per_image_var = np.where(counts >= 2, squares / np.maximum(counts - 1, 1), np.nan)
+        s2 = np.nanmean(per_image_var, axis=1)
+        d2 = np.nanvar(means, axis=1)
+        m = usable.sum(axis=1)
+        snr = (d2 - (m - 1) / m * s2 / num_repeats) / s2
+    return np.where(s2 > 0, snr, np.nan)
+
+
+class Session:
+    """A recording session of the release. Create it with :func:`load_session`.
+
+    Attributes:
+        session_id: six-digit id, e.g. 190923.
+        animal: "WE", "PE" or "RA".
+        split: "train", "validation" or "test".
+        num_neurons: recorded neurons.
+        num_images: images shown.
+        info: the full catalogue record (:class:`~v4compact.data.catalog.SessionInfo`).
+        data_dir: the data directory the files are read from.
+        responses: float64 ``(num_neurons, num_images)``, spike counts per 100 ms averaged
+            over repeats.
+    """
+
+    def __init__(
+        self,
+        info: SessionInfo,
+        data_dir: str | os.PathLike | None,
+        responses: np.ndarray,
+    ):
+        self.info = info
+        self._data_dir_setting = data_dir  # as given, so error messages say where it came from
+        self.session_id = info.session_id
+        self.animal = info.animal
+        self.split = info.split
+        self.num_neurons = info.num_neurons
+        self.num_images = info.num_images
+        self.data_dir = config.data_dir(data_dir)
+        self.responses = responses
+
+    def __repr__(self) -> str:
+        return (
+            f"Session({self.session_id}, animal={self.animal!r}, split={self.split!r}, "
+            f"num_neurons={self.num_neurons}, num_images={self.num_images})"
+        )
+
+    @property
+    def neuron_ids(self) -> list[str]:
+        """``["190923/0", "190923/1", ...]``, one per row of :attr:`responses`."""
+        return [f"{self.session_id}/{k}" for k in range(self.num_neurons)]
+
+    # -- images ------------------------------------------------------------------------------
+    @property
+    def has_images(self) -> bool:
+        """True when the session's image zip is in the data directory."""
+        return (self.data_dir / paths.images_zip(self.session_id)).is_file()
+
+    @cached_property
+    def _images(self) -> ZipImages:
+        path = paths.require(
+            paths.images_zip(self.session_id), self._data_dir_setting, f"images:{self.session_id}"
+        )
+        return ZipImages(path, expected_count=self.num_images)
+
+    @property
+    def images(self) -> ZipImages:
+        """Lazy ``uint8 (num_images, 112, 112, 3)`` images, read straight from the zip.
+
+        Index it like an array (``session.images[:10]``, ``session.images[[3, 7]]``) or take
+        ``np.asarray(session.images)`` for all of them (decoded once, then cached).
+
+        Raises:
+            DataNotFoundError: the zip is not in the data directory.
+        """
+        return self._images
+
+    def image(self, index: int) -> np.ndarray:
+        """One image, ``uint8 (112, 112, 3)``; ``index`` is 0-based (``image0001.jpg`` is 0)."""
+        return self.images[int(index)]
+
+    def iter_images(self, chunk_size: int = 256) -> Iterator[np.ndarray]:
+        """Yield the images in order as ``uint8 (<=chunk_size, 112, 112, 3)`` arrays."""
+        return self.images.iter_chunks(chunk_size)
+
+    def _select(self, index) -> np.ndarray:
+        return np.asarray(self.images) if index is None else np.asarray(self.images[index])
+
+    def recentered_images(self, index=None) -> np.ndarray:
+        """Images ready for the compact models: float32 pixels minus ``IMAGE_MEAN``.
+
+        Args:
+            index: int, slice or int array of images (default: all).
+
+        Returns:
+            float32 ``(n, 112, 112, 3)`` (or ``(112, 112, 3)`` for an int index).
+        """
+        return image_ops.recenter(self._select(index))
+
+    @staticmethod
+    def uncenter(images: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Back from re-centred float32 to pixels 0-255 (see :func:`v4compact.images.uncenter`)."""
+        return image_ops.uncenter(images, clip=clip)
+
+    def grayscale_images(self, index=None) -> np.ndarray:
+        """Images with luminance in all three channels, ``uint8``, same shape as selected."""
+        return image_ops.grayscale(self._select(index))
+
+    def gaudy_images(self, index=None, blur_sigma: float = 0.0) -> np.ndarray:
+        """Gaudy versions (each channel thresholded at its mean to 0/255), ``uint8``."""
+        return image_ops.gaudy(self._select(index), blur_sigma=blur_sigma)
+
+    # -- responses ---------------------------------------------------------------------------
+    @property
+    def has_raw_responses(self) -> bool:
+        """True when the single-repeat responses are in the data directory."""
+        return (self.data_dir / paths.responses_raw(self.session_id)).is_file()
+
+    @cached_property
+    def raw_responses(self) -> np.ndarray:
+        """float64 ``(num_neurons, num_images, repeats)``, trailing NaN where fewer repeats.
+
+        Raises:
+            DataNotFoundError: the raw-response file is not in the data directory.
+        """
+        path = paths.require(
+            paths.responses_raw(self.session_id),
+            self._data_dir_setting,
+            f"raw-responses:{self.session_id}",
+        )
+        raw = _load_npy(path)
+        if raw.ndim != 3 or raw.shape[:2] != (self.num_neurons, self.num_images):
+            raise CorruptDataError(
+                f"{path} has shape {raw.shape}, expected ({self.num_neurons}, {self.num_images}, "
+                "repeats); delete it and fetch it again"
+            )
+        return raw
+
+    def heldout_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The test-session convention: first half of the images fits, second half is held out.
+
+        Returns:
+            ``(fit_indices, heldout_indices)``, int64 arrays of image indices; the fit half has
+            ``num_images // 2`` images.
+        """
+        half = self.num_images // 2
+        return np.arange(half), np.arange(half, self.num_images)
+
+    def snr(self) -> np.ndarray:
+        """Unbiased SNR per neuron, float64 ``(num_neurons,)`` (see :func:`unbiased_snr`).
+
+        Raises:
+            DataNotFoundError: needs the raw responses, which are not in the data directory.
+        """
+        return unbiased_snr(self.raw_responses)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise CorruptDataError(
+            f"{path} is not a readable .npy file ({err}); delete it and fetch it again"
+        ) from err
+
+
+def load_session(session_id: int | str, data_dir: str | os.PathLike | None = None) -> Session:
+    """Open one recording session.
+
+    Args:
+        session_id: one of the 50 session ids (int or str), e.g. 190923.
+        data_dir: data directory; ``None`` resolves it through :func:`v4compact.config.data_dir`.
+
+    Returns:
+        A :class:`Session` with the averaged responses loaded; images and raw responses are read
+        when first used.
+
+    Raises:
+        UnknownSessionError: not a session id (the message lists the valid ones).
+        DataNotFoundError: the averaged responses are not in the data directory.
+        CorruptDataError: the responses do not have the catalogue's shape.
+    """
+    info = session_info(session_id)
+    rel = paths.responses_averaged(info.session_id)
+    path = paths.require(rel, data_dir, f"responses:{info.session_id}")
+    responses = _load_npy(path)
+    if responses.shape != (info.num_neurons, info.num_images):
+        raise CorruptDataError(
+            f"{path} has shape {responses.shape}, expected ({info.num_neurons}, "
+            f"{info.num_images}); delete it and fetch it again"
+        )
+    responses = responses.astype(np.float64, copy=False)
+    responses.flags.writeable = False
+    return Session(info, data_dir, responses)

@@ -1,0 +1,27 @@
+"""Evaluation of models on the held-out V4 responses (``v4compact evaluate``)."""
+
+from .evaluate import (
+    SHARED_NUM_FILTERS,
+    SHARED_TEACHERS,
+    compact_model_ids,
+    evaluate,
+    shared_model_ids,
+)
+from .predictors import Predictor, onnx_predictor, torch_predictor
+from .result import CSV_COLUMNS, METRIC_LABELS, EvaluationResult, NeuronScore, model_group
+
+__all__ = [
+    "CSV_COLUMNS",
+    "METRIC_LABELS",
+    "SHARED_NUM_FILTERS",
+    "SHARED_TEACHERS",
+    "EvaluationResult",
+    "NeuronScore",
+    "Predictor",
+    "compact_model_ids",
+    "evaluate",
+    "model_group",
+    "onnx_predictor",
+    "shared_model_ids",
+    "torch_predictor",
+]

@@ -1,0 +1,385 @@
+"""Score models on held-out V4 responses: :func:`evaluate`.
+
+Protocol (SYSTEM.md §2, §8): in a test session the first half of the images (file order)
+fits any mapping and the second half is held out. Each neuron is scored with r2_ER when
+the session's single-repeat responses are in the data directory, and otherwise with the
+raw R^2 against the repeat-averaged responses; the metric is named in every row.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import DataNotFoundError, InvalidInputError
+from ..metrics import bootstrap_ci, r2_er, raw_r2, split_half_r2
+from .predictors import Predictor, onnx_predictor, torch_predictor
+from .result import EvaluationResult, NeuronScore
+
+SPLITS = ("heldout", "fit", "all")
+METRICS = ("auto", "r2_er", "raw_r2", "split_half_r2")
+MAPPINGS = ("auto", "direct", "ridge")
+#: Teachers of the 56 shared compact models (SYSTEM.md §5).
+SHARED_TEACHERS = (
+    "from_ensemble_model", "linear_from_ensemble_model", "from_V4data_direct_fit",
+    "from_resnet50", "from_resnet50_robust", "from_vgg19", "from_cornets",
+)
+#: Filters in layers 0-2 of the shared compact models.
+SHARED_NUM_FILTERS = (5, 10, 25, 35, 50, 75, 100, 200)
+_METRIC_FNS = {"r2_er": r2_er, "raw_r2": raw_r2, "split_half_r2": split_half_r2}
+
+
+def shared_model_ids(teachers=None, num_filters=None) -> list[str]:
+    """Ids ``shared/<teacher>/<F>`` of the shared compact models (all 56 by default)."""
+    teachers = SHARED_TEACHERS if teachers is None else tuple(teachers)
+    num_filters = SHARED_NUM_FILTERS if num_filters is None else tuple(int(f) for f in num_filters)
+    for teacher in teachers:
+        if teacher not in SHARED_TEACHERS:
+            raise InvalidInputError(
+                f"unknown teacher {teacher!r}; choose from {', '.join(SHARED_TEACHERS)}"
+            )
+    for f in num_filters:
+        if f not in SHARED_NUM_FILTERS:
+            raise InvalidInputError(
+                f"no shared model with {f} filters; choose from {SHARED_NUM_FILTERS}"
+            )
+    return [f"shared/{t}/{f}" for t in teachers for f in num_filters]
+
+
+def compact_model_ids(sessions=None) -> list[str]:
+    """Ids ``compact/<session>/<k>`` of every compact model of the given sessions."""
+    from ..data.catalog import MODEL_SESSIONS, session_info
+
+    chosen = MODEL_SESSIONS if sessions is None else _session_list(sessions)
+    out = []
+    for sid in chosen:
+        if sid not in MODEL_SESSIONS:
+            raise InvalidInputError(
+                f"session {sid} has no compact models; choose from "
+                f"{', '.join(map(str, MODEL_SESSIONS))}"
+            )
+        out += [f"compact/{sid}/{k}" for k in range(session_info(sid).num_neurons)]
+    return out
+
+
+def _session_list(sessions) -> list[int]:
+    from ..data.catalog import session_info
+
+    if isinstance(sessions, (int, np.integer, str)):
+        sessions = [sessions]
+    return [session_info(s).session_id for s in sessions]
+
+
+@dataclass
+class _SessionData:
+    """One session's arrays, loaded once per evaluation."""
+
+    session: object
+    images: np.ndarray | None = None
+    skip_reason: str = ""
+    cache: dict = field(default_factory=dict)
+
+
+def _load(sid: int, data_dir, store: dict) -> _SessionData:
+    from ..data.session import load_session
+
+    if sid not in store:
+        session = load_session(sid, data_dir=data_dir)
+        entry = _SessionData(session)
+        try:
+            entry.images = np.asarray(session.images)
+        except DataNotFoundError as err:
+            entry.skip_reason = str(err)
+        store[sid] = entry
+    return store[sid]
+
+
+def _indices(session, split: str) -> np.ndarray:
+    fit, held = session.heldout_split()
+    return {"heldout": held, "fit": fit, "all": np.arange(session.num_images)}[split]
+
+
+def _canonical_ids() -> list[str]:
+    from ..data.catalog import MODEL_SESSIONS, session_info
+
+    return [f"{s}/{k}" for s in MODEL_SESSIONS for k in range(session_info(s).num_neurons)]
+
+
+def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions) -> list:
+    """Expand ``model`` into a list of zero-argument callables returning a :class:`Predictor`."""
+    import torch
+
+    if isinstance(model, Predictor):
+        return [lambda: model]
+    if isinstance(model, torch.nn.Module):
+        pred = torch_predictor(model, name=name, neuron_ids=neuron_ids,
+                               batch_size=batch_size, device=device)
+        return [lambda: pred]
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model.endswith(".onnx")):
+        return [lambda: onnx_predictor(model, name=name, neuron_ids=neuron_ids,
+                                       batch_size=batch_size)]
+    if isinstance(model, str):
+        if model == "compact":
+            ids = compact_model_ids(sessions)
+        elif model == "shared":
+            ids = shared_model_ids()
+        else:
+            ids = [model]
+        return [_registry_loader(i, batch_size, device, data_dir) for i in ids]
+    if isinstance(model, Iterable):
+        out = []
+        for item in model:
+            out += _resolve(item, name=None, neuron_ids=None, batch_size=batch_size,
+                            device=device, data_dir=data_dir, sessions=sessions)
+        return out
+    raise InvalidInputError(
+        f"cannot evaluate a {type(model).__name__}; give a model id, 'compact', 'shared', "
+        "a torch.nn.Module or the path of an .onnx file"
+    )
+
+
+def _registry_loader(model_id: str, batch_size: int, device, data_dir):
+    def load() -> Predictor:
+        from ..models.registry import load_model
+
+        kwargs = {"data_dir": data_dir}
+        if device is not None:
+            kwargs["device"] = device
+        return torch_predictor(load_model(model_id, **kwargs), batch_size=batch_size,
+                               device=device)
+
+    load.model_id = model_id
+    return load
+
+
+def _columns(pred: Predictor, sid: int, k_out: int, num_neurons: int, mapping: str):
+    """``(mapping, [(column, neuron)])`` for one session, or ``("ridge", None)``."""
+    ids = pred.neuron_ids
+    if ids is None and mapping != "ridge":
+        canonical = _canonical_ids()
+        if k_out == len(canonical):
+            ids = canonical
+        elif k_out == num_neurons:
+            ids = [f"{sid}/{k}" for k in range(num_neurons)]
+        elif mapping == "direct":
+            raise InvalidInputError(
+                f"{pred.name} has {k_out} outputs, but session {sid} has {num_neurons} "
+                "neurons; pass neuron_ids=[...] or use mapping='ridge'"
+            )
+    if ids is None:
+        return "ridge", None
+    if len(ids) != k_out:
+        raise InvalidInputError(
+            f"{pred.name} has {k_out} outputs but {len(ids)} neuron ids were given"
+        )
+    cols = []
+    for col, nid in enumerate(ids):
+        s, _, k = str(nid).partition("/")
+        if s == str(sid):
+            cols.append((col, int(k)))
+    return "direct", cols
+
+
+def _model_sessions(pred_ids: list[str] | None, sessions) -> list[int]:
+    from ..data.catalog import list_sessions
+
+    if sessions is not None:
+        return _session_list(sessions)
+    if pred_ids is None:
+        return [s.session_id for s in list_sessions(split="test")]
+    return list(dict.fromkeys(int(str(i).split("/")[0]) for i in pred_ids))
+
+
+def evaluate(
+    model,
+    sessions=None,
+    split: str = "heldout",
+    data_dir=None,
+    *,
+    metric: str = "auto",
+    mapping: str = "auto",
+    neuron_ids: list[str] | None = None,
+    name: str | None = None,
+    num_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 64,
+    device=None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Score one or more models, neuron by neuron, on the held-out half of test sessions.
+
+    Args:
+        model: what to score: a model id (``"compact/201025/10"``,
+            ``"shared/from_ensemble_model/200"``), ``"compact"`` (every compact model of
+            the selected sessions), ``"shared"`` (all 56 shared compact models), a list of
+            those, a ``torch.nn.Module`` or the path of an ``.onnx`` file. A user module /
+            ONNX file takes re-centred float32 ``(N, 3, 112, 112)`` images (pixels 0-255
+            minus :data:`v4compact.images.IMAGE_MEAN`) and returns ``(N, K)`` (or any
+            ``(N, ...)``, flattened).
+        sessions: session ids to score (default: the sessions of the model's neurons; for a
+            user model without ``neuron_ids``, the five test sessions).
+        split: ``"heldout"`` (second half of the images, the default and the only one
+            allowed with a ridge mapping), ``"fit"`` (first half) or ``"all"``.
+        data_dir: data directory (default: ``$V4COMPACT_DATA``, then the cache).
+        metric: ``"auto"`` (r2_er where single-repeat responses exist, else raw R^2 against
+            repeat-averaged responses), or force ``"r2_er"``, ``"split_half_r2"`` (sessions
+            without single-repeat responses are then skipped) or ``"raw_r2"``.
+        mapping: for user models: ``"direct"`` (output columns are neurons: ``neuron_ids``,
+            or 219 columns in the shared models' order, or one column per neuron of each
+            session), ``"ridge"`` (outputs are features, mapped to neurons by
+            cross-validated ridge fitted on the first half), or ``"auto"`` (direct when the
+            output count matches as above, else ridge).
+        neuron_ids: ``"session/neuron"`` of each output column of a user model.
+        name: the name written in the ``model`` column for a user model.
+        num_boot: bootstrap resamples of the held-out images for the confidence interval
+            (0: no interval).
+        ci: coverage of the interval.
+        seed: seed of the bootstrap and of the ridge folds.
+        batch_size: images per forward pass.
+        device: torch device for the models (default: the model's own / CPU).
+        progress: show a progress bar over models.
+
+    Returns:
+        An :class:`EvaluationResult`: one row per (model, neuron), including rows with
+        ``metric == "skipped"`` and the reason for neurons that could not be scored
+        (e.g. session 211022, whose images are not in the data copy).
+    """
+    from .. import __version__
+    from ..config import data_dir as resolve_data_dir
+    from ..config import data_dir_source
+
+    if split not in SPLITS:
+        raise InvalidInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if metric not in METRICS:
+        raise InvalidInputError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if mapping not in MAPPINGS:
+        raise InvalidInputError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}")
+    loaders = _resolve(model, name=name, neuron_ids=neuron_ids, batch_size=batch_size,
+                       device=device, data_dir=data_dir, sessions=sessions)
+    store: dict[int, _SessionData] = {}
+    # (session, metric) -> list of (model name, neuron, mapping, prediction over images)
+    pending: dict[tuple[int, str], list] = {}
+    scores: list[NeuronScore] = []
+    bar = tqdm(loaders, desc="evaluating", unit="model", disable=not progress or len(loaders) < 2)
+    for load in bar:
+        pred = load()
+        for sid in _model_sessions(pred.neuron_ids, sessions):
+            entry = _load(sid, data_dir, store)
+            session = entry.session
+            wanted = _wanted_neurons(pred, sid, session.num_neurons)
+            if not wanted:
+                raise InvalidInputError(
+                    f"{pred.name} predicts no neuron of session {sid}; choose sessions among "
+                    f"{sorted({int(str(i).split('/')[0]) for i in pred.neuron_ids})}"
+                )
+            chosen = _choose_metric(metric, session)
+            reason = entry.skip_reason or (
+                "" if chosen != "missing-raw" else
+                f"{metric} needs single-repeat responses, which are not in the data directory "
+                f"for session {sid}; use metric='raw_r2'"
+            )
+            if reason:
+                scores += [NeuronScore(sid, k, pred.name, "skipped", math.nan, split=split,
+                                       mapping="", note=reason) for k in wanted]
+                continue
+            used, columns = _predict_session(pred, entry, split, mapping, seed)
+            for k, values in columns:
+                pending.setdefault((sid, chosen), []).append((pred.name, k, used, values))
+    if progress and len(loaders) > 1:
+        bar.close()
+    for (sid, chosen), items in pending.items():
+        scores += _score(store[sid].session, chosen, items, split, num_boot, ci, seed)
+    order = {m: i for i, m in enumerate(dict.fromkeys(s.model for s in scores))}
+    scores.sort(key=lambda s: (order[s.model], s.session, s.neuron))
+    import torch
+
+    provenance = {
+        "data_dir": str(resolve_data_dir(data_dir)),
+        "data_dir_source": data_dir_source(data_dir),
+        "v4compact": __version__,
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "split": split,
+        "num_boot": num_boot,
+        "ci": ci,
+        "seed": seed,
+        "missing": sorted({e.skip_reason for e in store.values() if e.skip_reason}),
+    }
+    return EvaluationResult(scores=scores, provenance=provenance)
+
+
+def _wanted_neurons(pred: Predictor, sid: int, num_neurons: int) -> list[int]:
+    if pred.neuron_ids is None:
+        return list(range(num_neurons))
+    return [int(str(i).split("/")[1]) for i in pred.neuron_ids if str(i).split("/")[0] == str(sid)]
+
+
+def _choose_metric(metric: str, session) -> str:
+    if metric == "auto":
+        return "r2_er" if session.has_raw_responses else "raw_r2"
+    if metric in ("r2_er", "split_half_r2") and not session.has_raw_responses:
+        return "missing-raw"
+    return metric
+
+
+def _predict_session(pred: Predictor, entry: _SessionData, split: str, mapping: str, seed: int):
+    """``(mapping used, [(neuron, prediction over the evaluated images)])``."""
+    from ..mapping.ridge import RidgeMapping
+
+    session = entry.session
+    idx = _indices(session, split)
+    if pred.neuron_ids is not None:
+        outputs = pred.predict(entry.images[idx])
+        _, cols = _columns(pred, session.session_id, outputs.shape[1], session.num_neurons,
+                           "direct")
+        return "direct", [(k, outputs[:, c]) for c, k in cols]
+    key = ("outputs", pred.name, id(pred))
+    if key not in entry.cache:
+        entry.cache.clear()  # keep one user model's outputs per session at a time
+        entry.cache[key] = pred.predict(entry.images)
+    outputs = entry.cache[key]
+    used, cols = _columns(pred, session.session_id, outputs.shape[1], session.num_neurons, mapping)
+    if used == "direct":
+        return "direct", [(k, outputs[idx, c]) for c, k in cols]
+    if split != "heldout":
+        raise InvalidInputError(
+            f"a ridge mapping is fitted on the first half, so only split='heldout' can be "
+            f"scored with it (got {split!r})"
+        )
+    fit, held = session.heldout_split()
+    ridge = RidgeMapping(seed=seed).fit(outputs[fit], session.responses[:, fit].T)
+    mapped = ridge.predict(outputs[held])
+    return "ridge", [(k, mapped[:, k]) for k in range(session.num_neurons)]
+
+
+def _score(session, metric: str, items: list, split: str, num_boot: int, ci: float, seed: int):
+    """Score all pending predictions of one session in one batch (neurons stacked)."""
+    idx = _indices(session, split)
+    neurons = np.array([k for _, k, _, _ in items])
+    predictions = np.stack([v for _, _, _, v in items])
+    if metric == "raw_r2":
+        target = session.responses[neurons][:, idx]
+    else:
+        target = session.raw_responses[neurons][:, idx]
+    fn = _METRIC_FNS[metric]
+    if num_boot > 0:
+        value, low, high = bootstrap_ci(fn, target, predictions, num_boot=num_boot, ci=ci,
+                                        seed=seed)
+    else:
+        value = fn(target, predictions)
+        low = high = np.full(len(items), np.nan)
+    return [
+        NeuronScore(session.session_id, int(k), name, metric, float(v), float(lo), float(hi),
+                    split=split, num_images=len(idx), mapping=used)
+        for (name, k, used, _), v, lo, hi in zip(items, value, low, high, strict=True)
+    ]

@@ -1,0 +1,1 @@
+"""Figures of the paper and of the data: one function per figure, each returns a Figure."""

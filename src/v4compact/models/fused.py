@@ -1,0 +1,220 @@
+"""The engine of the fused population: several compact models run as one block-diagonal network.
+
+A compact model is conv -> batch norm -> ReLU five times, then a dense readout (SYSTEM.md §4).
+Batch norm in inference mode is an affine map per channel, so it folds exactly into the
+weights and bias of the convolution in front of it (the pointwise half of a separable conv).
+After folding, a *group* of consecutive models becomes one network:
+
+- layer 0: one 5x5 convolution 3 -> sum(K0) (every model's filters side by side);
+- layers 1-4: one depthwise 5x5 convolution over all channels (depthwise convs never mix
+  channels, so concatenating models is exact), then a 1x1 convolution whose weight is
+  block-diagonal (each model's pointwise matrix on the diagonal, zeros elsewhere);
+- readout: one matrix ``(28*28*sum(K4), models)``, block-sparse in the same way.
+
+Why groups rather than all 219 models at once: layer 0 of all models writes
+``112*112*10201`` floats (512 MB) per image, which is then read back by the depthwise conv;
+a group of ~100 channels keeps that map in cache (a few MB), so the convolutions run at
+close to the processor's matrix-multiply rate instead of at memory speed. Everything is
+kept channels-last (the layout oneDNN's convolutions are fastest in on CPU) and float32.
+The forward pass is ordinary differentiable torch code, so gradients with respect to the
+input images are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelFormatError
+
+#: TensorFlow "same" padding of a 5x5 stride-2 conv on an even size: 1 before, 2 after.
+_PAD_STRIDE2 = (1, 2, 1, 2)
+_STRIDES = (1, 2, 2, 1, 1)
+#: Stage names a group can stop at (the population's ``layer_names`` without "output").
+STAGE_NAMES: tuple[str, ...] = (
+    "layer0",
+    "layer1.depthwise",
+    "layer1",
+    "layer2.depthwise",
+    "layer2",
+    "layer3.depthwise",
+    "layer3",
+    "layer4.depthwise",
+    "layer4",
+)
+
+
+def _bn_scale_shift(state: Mapping[str, torch.Tensor], prefix: str, eps: float):
+    gamma = state[f"{prefix}.bn.weight"].double()
+    beta = state[f"{prefix}.bn.bias"].double()
+    mean = state[f"{prefix}.bn.running_mean"].double()
+    var = state[f"{prefix}.bn.running_var"].double()
+    scale = gamma / torch.sqrt(var + eps)
+    return scale, beta - mean * scale
+
+
+def fold_compact_state(state: Mapping[str, torch.Tensor], bn_eps: float) -> dict[str, torch.Tensor]:
+    """Fold the batch norms of one compact model into its convolutions (exact, in float64).
+
+    Args:
+        state: a ``CompactModel`` state dict (names of ``docs/dev/interfaces.md``):
+            ``layer0.conv.{weight,bias}``, ``layerK.depthwise.weight`` ``(C, 1, 5, 5)``,
+            ``layerK.pointwise.{weight,bias}``, ``layerK.bn.*``, ``readout.{weight,bias}``.
+        bn_eps: the batch-norm epsilon of the model (Keras default 1e-3).
+
+    Returns:
+        float64 tensors: ``conv0.weight (K0, 3, 5, 5)``, ``conv0.bias (K0,)``, and for
+        k = 1..4 ``dwK.weight (K_{k-1}, 1, 5, 5)``, ``pwK.weight (K_{k-1}, K_k)`` (input
+        channels first, ready for ``features @ weight``), ``pwK.bias (K_k,)``; then
+        ``readout.weight (28*28, K4)`` (rows in (H, W) order) and ``readout.bias ()``.
+
+    Raises:
+        ModelFormatError: if a name is missing or a shape does not fit the architecture.
+    """
+    try:
+        scale, shift = _bn_scale_shift(state, "layer0", bn_eps)
+        w0 = state["layer0.conv.weight"].double()
+        b0 = state["layer0.conv.bias"].double()
+        out = {
+            "conv0.weight": w0 * scale[:, None, None, None],
+            "conv0.bias": b0 * scale + shift,
+        }
+        for k in range(1, 5):
+            scale, shift = _bn_scale_shift(state, f"layer{k}", bn_eps)
+            pw = state[f"layer{k}.pointwise.weight"].double()
+            pw = pw.reshape(pw.shape[0], pw.shape[1])  # (Cout, Cin[, 1, 1]) -> (Cout, Cin)
+            out[f"dw{k}.weight"] = state[f"layer{k}.depthwise.weight"].double()
+            out[f"pw{k}.weight"] = (pw * scale[:, None]).t().contiguous()
+            out[f"pw{k}.bias"] = state[f"layer{k}.pointwise.bias"].double() * scale + shift
+        k4 = out["pw4.weight"].shape[1]
+        readout = state["readout.weight"].double()
+        out["readout.weight"] = readout.reshape(28 * 28, k4)
+        out["readout.bias"] = state["readout.bias"].double().reshape(())
+    except KeyError as err:
+        raise ModelFormatError(
+            f"compact-model state dict lacks {err.args[0]!r}; build populations from "
+            "CompactModel objects (v4compact.load_compact_model)"
+        ) from None
+    except RuntimeError as err:
+        raise ModelFormatError(
+            f"compact-model state dict has inconsistent shapes ({err}); "
+            "build populations from CompactModel objects"
+        ) from None
+    return out
+
+
+def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.block_diag(*blocks)
+
+
+class FusedGroup(nn.Module):
+    """A few compact models folded and concatenated into one block-diagonal network.
+
+    Args:
+        folded: per model, the output of :func:`fold_compact_state`, in output order.
+
+    Attributes:
+        num_models: number of models (output columns) in the group.
+        channels: channels of each of the five layers, summed over the group's models.
+    """
+
+    def __init__(self, folded: Sequence[Mapping[str, torch.Tensor]]):
+        super().__init__()
+        if not folded:
+            raise ValueError("a FusedGroup needs at least one model")
+        self.num_models = len(folded)
+        f32 = torch.float32
+        cat = torch.cat
+        self.register_buffer(
+            "conv0_weight",
+            cat([m["conv0.weight"] for m in folded]).to(f32).contiguous(
+                memory_format=torch.channels_last
+            ),
+        )
+        self.register_buffer("conv0_bias", cat([m["conv0.bias"] for m in folded]).to(f32))
+        for k in range(1, 5):
+            self.register_buffer(
+                f"dw{k}_weight", cat([m[f"dw{k}.weight"] for m in folded]).to(f32).contiguous()
+            )
+            self.register_buffer(
+                f"pw{k}_weight", _block_diagonal([m[f"pw{k}.weight"] for m in folded]).to(f32)
+            )
+            self.register_buffer(f"pw{k}_bias", cat([m[f"pw{k}.bias"] for m in folded]).to(f32))
+        # readout: (28*28, K4_m) per model -> one (28*28*sum K4, models) matrix in (H, W, C) order
+        k4 = [m["readout.weight"].shape[1] for m in folded]
+        readout = torch.zeros(28 * 28, sum(k4), self.num_models, dtype=torch.float64)
+        start = 0
+        for index, (model, width) in enumerate(zip(folded, k4, strict=True)):
+            readout[:, start : start + width, index] = model["readout.weight"]
+            start += width
+        self.register_buffer("readout_weight", readout.reshape(-1, self.num_models).to(f32))
+        self.register_buffer(
+            "readout_bias", torch.stack([m["readout.bias"] for m in folded]).to(f32)
+        )
+        self.channels = [int(self.conv0_weight.shape[0])] + [
+            int(getattr(self, f"pw{k}_weight").shape[1]) for k in range(1, 5)
+        ]
+
+    @staticmethod
+    def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # (N, C, H, W) channels-last == (N, H, W, C) in memory: a 1x1 conv is one matmul
+        n, c, h, w = x.shape
+        flat = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        out = torch.addmm(bias, flat, weight).relu_()
+        return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor, stop: str | None = None) -> torch.Tensor:
+        """Run the group.
+
+        Args:
+            x: re-centred images ``(N, 3, 112, 112)`` float32, preferably channels-last.
+            stop: a name of :data:`STAGE_NAMES` to return that stage's map instead of the
+                outputs.
+
+        Returns:
+            ``(N, num_models)`` outputs, or the ``(N, C, H, W)`` map (channels-last memory)
+            of stage ``stop``.
+        """
+        y = F.conv2d(x, self.conv0_weight, self.conv0_bias, padding=2).relu_()
+        if stop == "layer0":
+            return y
+        for k in range(1, 5):
+            dw = getattr(self, f"dw{k}_weight")
+            if _STRIDES[k] == 2:
+                y = F.conv2d(F.pad(y, _PAD_STRIDE2), dw, stride=2, groups=dw.shape[0])
+            else:
+                y = F.conv2d(y, dw, padding=2, groups=dw.shape[0])
+            if stop == f"layer{k}.depthwise":
+                return y
+            y = self._pointwise(y, getattr(self, f"pw{k}_weight"), getattr(self, f"pw{k}_bias"))
+            if stop == f"layer{k}":
+                return y
+        flat = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1)
+        return torch.addmm(self.readout_bias, flat, self.readout_weight)
+
+
+def plan_groups(layer0_filters: Sequence[int], group_channels: int) -> list[list[int]]:
+    """Split consecutive models into groups of about ``group_channels`` layer-0 channels.
+
+    Args:
+        layer0_filters: K0 of each model, in output order.
+        group_channels: target number of layer-0 channels per group (a model is never split).
+
+    Returns:
+        Lists of model indices; concatenated they give ``range(len(layer0_filters))``.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for index, k0 in enumerate(layer0_filters):
+        if current and width + k0 > group_channels:
+            groups.append(current)
+            current, width = [], 0
+        current.append(index)
+        width += int(k0)
+    if current:
+        groups.append(current)
+    return groups

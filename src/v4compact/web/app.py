@@ -1,0 +1,134 @@
+"""The explorer's FastAPI app factory.
+
+``create_app()`` returns an app that serves the JSON API under ``/api`` and the single-page
+front-end (plain HTML/CSS/JS in ``static/``) at ``/``. Run it with ``v4compact serve`` or any
+ASGI server::
+
+    uvicorn --factory v4compact.web.app:create_app
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__, config
+from ..errors import V4CompactError
+from .http_errors import status_for
+from .jobs import JobPool
+from .middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from .routes import ROUTERS
+from .state import ExplorerState, default_cache_dir
+from .uploads import MAX_UPLOAD_BYTES
+
+STATIC_DIR = Path(str(resources.files("v4compact.web").joinpath("static")))
+#: Default GitHub repository for "open in Colab" links (override with $V4COMPACT_REPO_URL).
+DEFAULT_REPO_URL = "https://github.com/v4compact/v4compact"
+
+
+def _default_notebooks_dir() -> Path:
+    # a source checkout keeps notebooks/ next to src/; an installed package has none
+    return Path(__file__).resolve().parents[3] / "notebooks"
+
+
+def create_app(
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    max_workers: int = 2,
+    max_queue: int = 16,
+    time_limit_s: float = 120.0,
+    device: str = "cpu",
+    notebooks_dir: str | os.PathLike | None = None,
+    repo_url: str | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_models: int = 8,
+) -> FastAPI:
+    """Build the explorer app.
+
+    Args:
+        data_dir: data directory (default: ``$V4COMPACT_DATA``, else the per-user cache).
+        cache_dir: site-asset cache written by ``v4compact site build`` (default: the per-user
+            cache's ``site`` folder).
+        max_workers: worker threads for live model work (predictions, synthesis, ablation).
+        max_queue: jobs allowed to wait for a worker before requests get HTTP 503.
+        time_limit_s: per-job time limit in seconds (HTTP 504 beyond it).
+        device: torch device for live model work, e.g. ``"cpu"`` or ``"cuda"``.
+        notebooks_dir: folder of tutorial notebooks (default: ``notebooks/`` of the checkout).
+        repo_url: GitHub URL used in "open in Colab" links (default: ``$V4COMPACT_REPO_URL``).
+        max_upload_bytes: largest accepted request body (uploads), in bytes.
+        max_models: compact models kept in memory at once (least recently used are dropped).
+
+    Returns:
+        The FastAPI application.
+    """
+    state = ExplorerState(
+        data_dir=config.data_dir(data_dir),
+        cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(),
+        notebooks_dir=Path(notebooks_dir) if notebooks_dir else _default_notebooks_dir(),
+        repo_url=(repo_url or os.environ.get("V4COMPACT_REPO_URL") or DEFAULT_REPO_URL).rstrip(
+            "/"
+        ),
+        device=device,
+        pool=JobPool(max_workers=max_workers, max_queue=max_queue, time_limit_s=time_limit_s),
+        max_models=max_models,
+        max_upload_bytes=max_upload_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.pool.shutdown()
+
+    app = FastAPI(
+        title="V4 explorer",
+        version=__version__,
+        description="Explore compact deep-network models of macaque V4 neurons.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.explorer = state
+    _install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+    # the body limit leaves room for the multipart envelope around a maximal image
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_upload_bytes + 64 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(V4CompactError)
+    async def library_error(request: Request, err: V4CompactError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=status_for(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        parts = []
+        for item in err.errors():
+            where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query"))
+            parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        detail = "invalid request: " + "; ".join(parts) if parts else "invalid request"
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        detail = err.detail
+        if err.status_code == 404 and detail == "Not Found":
+            detail = f"nothing at {request.url.path[:80]}; see /api/docs for the routes"
+        return JSONResponse({"detail": detail}, status_code=err.status_code)

@@ -1,0 +1,71 @@
+"""``/api/predict``: the responses of all 219 modelled neurons to one uploaded image."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, Request, UploadFile
+
+from .. import assets
+from ..schemas import NeuronResponse, PredictResult
+from ..uploads import check_size, load_upload
+from .deps import data_url, explorer
+
+router = APIRouter(prefix="/api", tags=["predict"])
+
+
+def predict_population(state, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode an upload and run the library's 219-neuron population model on it.
+
+    Returns:
+        ``(image uint8 (112, 112, 3), responses float32 (219,), neuron ids)``.
+    """
+    image = load_upload(data, max_bytes=state.max_upload_bytes)
+    model = state.population()
+    responses = np.asarray(model.predict(image[None], device=state.device)).reshape(-1)
+    return image, responses, list(model.neuron_ids)
+
+
+@router.post("/predict", response_model=PredictResult)
+async def predict(request: Request, image: Annotated[UploadFile, File()]) -> PredictResult:
+    """Upload an image (JPEG, PNG, GIF, WebP or BMP, at most 10 MB) and get every neuron's
+    response, strongest first.
+
+    The image is centre-cropped to a square and resized to 112x112, like the images the
+    monkeys saw. Where the site assets hold each neuron's typical response range, the
+    responses are also given as z-scores (how unusual the response is for that neuron), and
+    sorted by them.
+    """
+    state = explorer(request)
+    data = await image.read(state.max_upload_bytes + 1)
+    check_size(len(data), state.max_upload_bytes)
+    pixels, responses, neuron_ids = await state.pool.run(predict_population, state, data)
+    stats = assets.population_stats(state.cache_dir)
+    items = []
+    for neuron_id, value in zip(neuron_ids, responses, strict=True):
+        z = None
+        if stats and neuron_id in stats:
+            mean, std = stats[neuron_id]
+            z = float((value - mean) / std) if std > 0 else None
+        items.append(
+            NeuronResponse(
+                neuron_id=neuron_id,
+                session_id=int(neuron_id.split("/")[0]),
+                response=float(value),
+                zscore=z,
+            )
+        )
+    if stats:
+        items.sort(key=lambda r: -(r.zscore if r.zscore is not None else -np.inf))
+        note = (
+            "bars show how strongly each neuron responds compared with its usual response to "
+            "natural images (z-score: 0 = typical, 2 = unusually strong)"
+        )
+    else:
+        items.sort(key=lambda r: -r.response)
+        note = (
+            "bars show each model's raw output; run 'v4compact site build' to compare each "
+            "neuron with its usual range"
+        )
+    return PredictResult(image_png=data_url(pixels), responses=items, note=note)

@@ -1,0 +1,741 @@
+// V4 explorer front-end: plain modern JavaScript, no build step, no external libraries.
+// Every view has a permanent URL in the hash: #/neuron/201025/10, #/synthesize?neurons=...
+// All text from the server is inserted with textContent (never innerHTML) to stay XSS-safe.
+"use strict";
+
+const view = document.getElementById("view");
+let cleanup = []; // functions run when leaving a view (close streams, stop the webcam)
+
+// ---------- tiny DOM helpers ----------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+const svgNS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+function explain(...text) { return el("p", { class: "explain" }, ...text); }
+function fmt(x, digits = 2) { return x === null || x === undefined || Number.isNaN(x) ? "n/a" : Number(x).toFixed(digits); }
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) {
+    const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
+    const error = new Error(detail);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+function showError(container, error) {
+  container.append(el("p", { class: "error", role: "alert", text: `Problem: ${error.message}` }));
+}
+
+// ---------- router ----------
+const routes = [
+  [/^\/?$/, gallery],
+  [/^\/gallery$/, gallery],
+  [/^\/neuron\/(\d{6})\/(\d{1,4})$/, neuronPage],
+  [/^\/synthesize$/, synthesizePage],
+  [/^\/try$/, tryPage],
+  [/^\/sessions$/, sessionsPage],
+  [/^\/session\/(\d{6})$/, sessionPage],
+  [/^\/tutorials$/, tutorialsPage],
+  [/^\/tutorial\/([A-Za-z0-9_-]+)$/, tutorialPage],
+  [/^\/about$/, aboutPage],
+];
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, query = ""] = raw.split("?");
+  return { path, params: new URLSearchParams(query) };
+}
+
+async function route() {
+  for (const fn of cleanup) { try { fn(); } catch (_) { /* ignore */ } }
+  cleanup = [];
+  const { path, params } = parseHash();
+  const section = path.split("/")[1] || "gallery";
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    const target = a.dataset.nav;
+    const on = target === section || (target === "gallery" && section === "neuron")
+      || (target === "sessions" && section === "session") || (target === "tutorials" && section === "tutorial");
+    a.classList.toggle("active", on);
+  }
+  view.replaceChildren(el("p", { class: "loading", text: "Loading..." }));
+  for (const [pattern, handler] of routes) {
+    const match = path.match(pattern);
+    if (match) {
+      try {
+        await handler(params, ...match.slice(1));
+      } catch (error) {
+        view.replaceChildren();
+        showError(view, error);
+      }
+      return;
+    }
+  }
+  view.replaceChildren(el("h1", { text: "Page not found" }),
+    el("p", {}, "There is nothing at this address. ", el("a", { href: "#/", text: "Go to the neurons" })));
+}
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", route);
+
+// ---------- Gallery ----------
+let galleryCache = null;
+async function gallery(params) {
+  const cards = galleryCache || (galleryCache = await api("/api/neurons"));
+  const sessions = [...new Set(cards.map((c) => c.session_id))];
+  const animals = [...new Set(cards.map((c) => c.animal))];
+  const state = {
+    session: params.get("session") || "",
+    animal: params.get("animal") || "",
+    minR2: params.get("min_r2") || "",
+    sort: params.get("sort") || "performance",
+  };
+  const built = cards.filter((c) => c.built).length;
+  const grid = el("div", { class: "cards", id: "gallery-cards" });
+  const count = el("span", { class: "muted", id: "gallery-count" });
+  const selectSession = el("select", { id: "filter-session" },
+    el("option", { value: "", text: "all sessions" }),
+    sessions.map((s) => el("option", { value: s, text: s })));
+  const selectAnimal = el("select", { id: "filter-animal" },
+    el("option", { value: "", text: "all monkeys" }),
+    animals.map((a) => el("option", { value: a, text: a })));
+  const minR2 = el("input", { id: "filter-r2", type: "number", min: "0", max: "1", step: "0.05", placeholder: "0.0" });
+  const sort = el("select", { id: "sort" },
+    el("option", { value: "performance", text: "best predicted first" }),
+    el("option", { value: "filters", text: "fewest filters first" }),
+    el("option", { value: "filters-desc", text: "most filters first" }),
+    el("option", { value: "id", text: "session and number" }));
+  selectSession.value = state.session; selectAnimal.value = state.animal;
+  minR2.value = state.minR2; sort.value = state.sort;
+
+  function render() {
+    let list = cards.slice();
+    if (selectSession.value) list = list.filter((c) => String(c.session_id) === selectSession.value);
+    if (selectAnimal.value) list = list.filter((c) => c.animal === selectAnimal.value);
+    const threshold = parseFloat(minR2.value);
+    if (!Number.isNaN(threshold)) list = list.filter((c) => c.heldout && c.heldout.value >= threshold);
+    const perf = (c) => (c.heldout ? c.heldout.value : -1);
+    const total = (c) => c.total_filters ?? 1e9;
+    if (sort.value === "performance") list.sort((a, b) => perf(b) - perf(a));
+    if (sort.value === "filters") list.sort((a, b) => total(a) - total(b));
+    if (sort.value === "filters-desc") list.sort((a, b) => total(b) - total(a));
+    grid.replaceChildren(...list.map(card));
+    count.textContent = `${list.length} of ${cards.length} neurons shown`;
+    const query = new URLSearchParams();
+    if (selectSession.value) query.set("session", selectSession.value);
+    if (selectAnimal.value) query.set("animal", selectAnimal.value);
+    if (minR2.value) query.set("min_r2", minR2.value);
+    if (sort.value !== "performance") query.set("sort", sort.value);
+    const hash = "#/" + (query.toString() ? "?" + query : "");
+    if (location.hash !== hash && !(location.hash === "" && hash === "#/")) history.replaceState(null, "", hash);
+  }
+  for (const input of [selectSession, selectAnimal, minR2, sort]) input.addEventListener("input", render);
+
+  view.replaceChildren(
+    el("h1", { text: "219 neurons from a monkey's visual cortex" }),
+    el("p", { class: "lead" },
+      "Each card is one nerve cell (neuron) recorded in area V4, a part of the brain that helps " +
+      "recognise shapes, colours and textures. For every neuron, scientists trained a small " +
+      "artificial neural network (a \"compact model\") that predicts how strongly the neuron fires " +
+      "for any picture. The picture on each card was invented by the model: it is an image the " +
+      "neuron should like a lot."),
+    explain("How to read a card: ", el("b", { text: "R²" }),
+      " says how well the model predicts the real neuron on pictures it never saw during training " +
+      "(0 = not at all, 1 = perfectly). ", el("b", { text: "Filters" }),
+      " is the size of the model: how many small pattern detectors it uses in each of its 5 layers."),
+    built < cards.length ? el("p", { class: "note" },
+      `${built} of ${cards.length} neurons have precomputed pictures and scores; run ` +
+      "\"v4compact site build\" to compute the others.") : null,
+    el("div", { class: "filters" },
+      el("label", {}, "Session", selectSession),
+      el("label", {}, "Monkey", selectAnimal),
+      el("label", {}, "Minimum R²", minR2),
+      el("label", {}, "Sort", sort),
+      count),
+    grid);
+  render();
+}
+
+function card(c) {
+  const image = c.preferred_url
+    ? el("img", { src: c.preferred_url, alt: `image preferred by neuron ${c.neuron_id}`, loading: "lazy" })
+    : el("div", { class: "noimg", text: "no picture yet" });
+  return el("a", { class: "card", href: `#/neuron/${c.neuron_id}`, "data-neuron": c.neuron_id },
+    image,
+    el("div", { class: "title", text: `Neuron ${c.neuron_id}` }),
+    el("div", { class: "meta" }, `monkey ${c.animal} · `,
+      el("span", { class: "badge", text: c.heldout ? `R² ${fmt(c.heldout.value)}` : "R² n/a" })),
+    el("div", { class: "meta", text: c.num_filters ? `filters ${c.num_filters.join("·")}` : "" }));
+}
+
+// ---------- Neuron page ----------
+function scatterPlot(measured, predicted, after = null, title = "") {
+  const W = 380, H = 320, pad = 44;
+  const all = predicted.concat(after || []);
+  const [mx0, mx1] = [Math.min(...measured), Math.max(...measured)];
+  const [py0, py1] = [Math.min(...all), Math.max(...all)];
+  const sx = (v) => pad + ((v - mx0) / (mx1 - mx0 || 1)) * (W - pad - 10);
+  const sy = (v) => H - pad - ((v - py0) / (py1 - py0 || 1)) * (H - pad - 10);
+  const root = svg("svg", { width: W, height: H, class: "scatter", role: "img", "aria-label": title });
+  root.append(svg("line", { x1: pad, y1: H - pad, x2: W - 5, y2: H - pad, class: "axis" }));
+  root.append(svg("line", { x1: pad, y1: 5, x2: pad, y2: H - pad, class: "axis" }));
+  const label = (x, y, text, rotate = false) => {
+    const t = svg("text", { x, y, "text-anchor": "middle" });
+    if (rotate) t.setAttribute("transform", `rotate(-90 ${x} ${y})`);
+    t.textContent = text;
+    root.append(t);
+  };
+  label((W + pad) / 2, H - 8, "measured response (spikes per 100 ms)");
+  label(12, (H - pad) / 2, "model prediction", true);
+  label(pad, H - pad + 14, fmt(mx0, 1)); label(W - 15, H - pad + 14, fmt(mx1, 1));
+  for (let i = 0; i < measured.length; i++) {
+    root.append(svg("circle", { cx: sx(measured[i]), cy: sy(predicted[i]), r: 2.6, class: "pt" }));
+    if (after) root.append(svg("circle", { cx: sx(measured[i]), cy: sy(after[i]), r: 2.6, class: "pt after" }));
+  }
+  return root;
+}
+
+function imageStrip(items, { selectable = false, onSelect = null, selected = null } = {}) {
+  return el("div", { class: "strip" }, items.map((item) => {
+    const img = el("img", { src: item.src, alt: item.alt || "", title: item.title || "" });
+    const box = el("div", { class: "thumb" + (selectable ? " selectable" : "") + (selected === item.key ? " selected" : "") },
+      img, el("span", { text: item.caption || "" }));
+    if (selectable) {
+      box.dataset.key = item.key;
+      img.addEventListener("click", () => onSelect(item, box));
+    }
+    return box;
+  }));
+}
+
+function drawKernel(canvas, kernel, range, rgb) {
+  const h = kernel.length, w = kernel[0].length;
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const data = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const px = kernel[y][x], o = 4 * (y * w + x);
+    if (rgb) {
+      for (let c = 0; c < 3; c++) data.data[o + c] = Math.max(0, Math.min(255, 128 + 127 * px[c] / (range || 1)));
+    } else {
+      const v = px[0] / (range || 1); // diverging: blue (negative) - white - red (positive)
+      data.data[o] = v > 0 ? 255 : Math.round(255 * (1 + v));
+      data.data[o + 1] = Math.round(255 * (1 - Math.abs(v)));
+      data.data[o + 2] = v < 0 ? 255 : Math.round(255 * (1 - v));
+    }
+    data.data[o + 3] = 255;
+  }
+  ctx.putImageData(data, 0, 0);
+}
+
+function drawHeat(canvas, map) {
+  const h = map.length, w = map[0].length;
+  canvas.width = w; canvas.height = h;
+  const max = Math.max(...map.flat()) || 1;
+  const ctx = canvas.getContext("2d");
+  const data = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const v = map[y][x] / max, o = 4 * (y * w + x);
+    data.data[o] = Math.round(255 * Math.min(1, 2 * v));
+    data.data[o + 1] = Math.round(255 * Math.max(0, 2 * v - 1));
+    data.data[o + 2] = Math.round(80 * (1 - v));
+    data.data[o + 3] = 255;
+  }
+  ctx.putImageData(data, 0, 0);
+}
+
+async function neuronPage(params, sid, idx) {
+  const id = `${sid}/${idx}`;
+  const base = `/api/neurons/${sid}/${idx}`;
+  const detail = await api(base);
+  const page = [];
+  page.push(el("p", {}, el("a", { href: "#/", text: "← all neurons" })));
+  page.push(el("h1", { text: `Neuron ${id}` }));
+  page.push(el("p", { class: "lead" },
+    `Recorded in session ${detail.session_id} from monkey ${detail.animal}. ` +
+    (detail.num_filters ? `Its compact model has ${detail.total_filters} filters in 5 layers (${detail.num_filters.join(" · ")}).` : "")));
+  page.push(el("p", {},
+    el("a", { class: "button", href: `#/synthesize?neurons=${id}` , text: "Invent new images for this neuron" }), " ",
+    el("a", { class: "button secondary", href: `#/session/${detail.session_id}`, text: "See the recording session" })));
+  if (detail.build_hint) page.push(el("p", { class: "note", text: detail.build_hint }));
+
+  // performance
+  const perf = el("section", { class: "panel", id: "performance" });
+  perf.append(el("h2", { text: "Does the model predict the real neuron?" }));
+  const scatterBox = el("div", { id: "scatter" });
+  const ablationBox = el("div", { id: "ablation-result" });
+  if (detail.heldout && detail.heldout_points) {
+    perf.append(explain(
+      `Each dot is one picture the model never saw while it was being trained (${detail.heldout.num_images} pictures). ` +
+      "Left-right: how strongly the real neuron fired. Up-down: what the model predicted. " +
+      "Dots close to a rising line mean good predictions."));
+    perf.append(el("p", {}, el("b", { text: `${detail.heldout.metric} = ${fmt(detail.heldout.value)}` }),
+      el("span", { class: "muted", text: ` (${detail.heldout.note})` })));
+    scatterBox.append(scatterPlot(detail.heldout_points.measured, detail.heldout_points.predicted, null, "measured vs predicted"));
+  } else {
+    perf.append(el("p", { class: "note", text: detail.heldout_note || "No held-out images for this neuron in this data copy." }));
+  }
+  perf.append(el("div", { class: "row" }, scatterBox, ablationBox));
+  page.push(perf);
+
+  // natural images
+  if (detail.natural) {
+    const nat = el("section", { class: "panel", id: "natural" });
+    nat.append(el("h2", { text: "Real photos this neuron likes and dislikes" }));
+    nat.append(explain("These are photos the monkey actually saw. \"Measured\" rows are ranked by the real neuron's " +
+      "firing; \"predicted\" rows are ranked by the model. If the model is good, the rows look alike."));
+    const rows = [["top_measured", "Strongest measured response"], ["top_predicted", "Strongest predicted response"],
+      ["bottom_measured", "Weakest measured response"], ["bottom_predicted", "Weakest predicted response"]];
+    for (const [key, title] of rows) {
+      nat.append(el("h3", { text: title }));
+      nat.append(imageStrip(detail.natural[key].map((item) => ({
+        src: `/api/sessions/${detail.session_id}/images/${item.image}.png`,
+        alt: `photo ${item.image}`,
+        caption: `meas ${fmt(item.measured, 1)} · pred ${fmt(item.predicted, 1)}`,
+      }))));
+    }
+    page.push(nat);
+  }
+
+  // preferred images
+  const pref = el("section", { class: "panel", id: "preferred" });
+  pref.append(el("h2", { text: "Pictures invented to excite this neuron" }));
+  pref.append(explain("Starting from random noise, the computer changed the pixels step by step to make the model's " +
+    "response as big as possible. Each picture started from different noise (a different \"seed\"). " +
+    "The number is the model's response to the finished picture."));
+  if (detail.preferred && detail.preferred.length) {
+    pref.append(imageStrip(detail.preferred.map((p) => ({
+      src: p.url, alt: `preferred image, seed ${p.seed}`, caption: `start ${p.seed} · response ${fmt(p.response, 1)}`,
+    }))));
+    if (detail.settings) pref.append(el("p", { class: "muted", text:
+      `Made with the "${detail.settings.preset}" recipe, ${detail.settings.steps} steps.` }));
+  } else {
+    pref.append(el("p", { class: "note", text: "Not computed yet. Use the Synthesize page to make some now." }));
+  }
+  page.push(pref);
+
+  // network
+  const net = el("section", { class: "panel network", id: "network" });
+  net.append(el("h2", { text: "Inside the model, layer by layer" }));
+  net.append(explain("The model looks at a 112×112 picture through 5 layers. Each small square is one filter: " +
+    "a tiny pattern detector. In layer 0 the squares show the colours each filter looks for; in later layers " +
+    "red means \"add\" and blue means \"subtract\". Click a filter to see where it lights up on a photo, " +
+    "and what happens to the predictions if we switch it off."));
+  page.push(net);
+  view.replaceChildren(...page);
+
+  let network;
+  try {
+    network = await api(`${base}/network`);
+  } catch (error) { showError(net, error); return; }
+  net.append(el("p", { class: "muted", text: `${network.num_parameters.toLocaleString()} numbers (parameters) in total.` }));
+
+  // images for activation maps: the neuron's top photos, or its preferred pictures
+  const choices = [];
+  if (detail.natural) for (const item of detail.natural.top_predicted.slice(0, 4).concat(detail.natural.bottom_predicted.slice(0, 2))) {
+    choices.push({ key: `s${item.image}`, src: `/api/sessions/${detail.session_id}/images/${item.image}.png`, caption: `photo ${item.image}` });
+  }
+  for (const p of detail.preferred || []) choices.push({ key: `p${p.seed}`, src: p.url, caption: `invented ${p.seed}` });
+  let chosenImage = choices.length ? choices[0].key : null;
+  let chosenFilter = null;
+
+  const filterPanel = el("div", { class: "panel", id: "filter-panel" },
+    el("h3", { text: "Pick a filter above" }), el("p", { class: "muted", text: "Its activation map and its effect appear here." }));
+  const mapBox = el("div", { class: "row" });
+  const imagePicker = imageStrip(choices, { selectable: true, selected: chosenImage, onSelect: (item, box) => {
+    chosenImage = item.key;
+    for (const b of imagePicker.querySelectorAll(".thumb")) b.classList.toggle("selected", b === box);
+    if (chosenFilter) showFilter(chosenFilter.layer, chosenFilter.index);
+  } });
+
+  async function showFilter(layer, index) {
+    chosenFilter = { layer, index };
+    for (const k of net.querySelectorAll(".kernel")) k.classList.toggle("selected", k.dataset.layer === layer && Number(k.dataset.index) === index);
+    filterPanel.replaceChildren(el("h3", { text: `${layer}, filter ${index}` }));
+    if (chosenImage) {
+      const img = el("img", { class: "mapimg", alt: `activation of ${layer} filter ${index}`,
+        src: `${base}/activation.png?layer=${layer}&filter=${index}&image=${chosenImage}` });
+      const chosen = choices.find((c) => c.key === chosenImage);
+      mapBox.replaceChildren(
+        el("div", { class: "thumb" }, el("img", { class: "big", src: chosen.src, alt: "chosen picture" }), el("span", { text: "picture" })),
+        el("div", { class: "thumb" }, img, el("span", { text: "where the filter responds (bright = strong)" })));
+      filterPanel.append(el("p", { class: "muted", text: "Choose the picture:" }), imagePicker, mapBox);
+    }
+    const status = el("p", { class: "muted", text: "Switching the filter off and recomputing the predictions..." });
+    filterPanel.append(status);
+    try {
+      const result = await api(`${base}/ablation?layer=${layer}&filter=${index}`);
+      status.replaceChildren(el("b", { text: `With ${layer} filter ${index} switched off: ` }),
+        `${result.metric} goes from ${fmt(result.before)} to ${fmt(result.after)}; predictions change by ` +
+        `${fmt(result.mean_abs_change, 3)} on average.`);
+      status.className = "ablation-text";
+      for (const k of net.querySelectorAll(".kernel")) k.classList.toggle("ablated", k.dataset.layer === layer && Number(k.dataset.index) === index);
+      if (detail.heldout_points && result.measured.length) {
+        scatterBox.replaceChildren(scatterPlot(result.measured, result.predicted_before, result.predicted_after, "ablation"));
+        ablationBox.replaceChildren(el("p", { class: "legend" }, "blue: full model · red: with ",
+          el("b", { text: `${layer} filter ${index}` }), " switched off"));
+      }
+    } catch (error) { status.replaceChildren(); showError(status, error); }
+  }
+
+  for (const layer of network.layers) {
+    const row = el("div", { class: "kernels" });
+    layer.kernels.forEach((kernel, i) => {
+      const canvas = el("canvas", { class: "kernel", title: `${layer.name} filter ${i}`, "data-layer": layer.name, "data-index": i,
+        role: "button", tabindex: "0", "aria-label": `${layer.name} filter ${i}` });
+      drawKernel(canvas, kernel, layer.kernel_range, kernel[0][0].length === 3);
+      canvas.addEventListener("click", () => showFilter(layer.name, i));
+      canvas.addEventListener("keydown", (e) => { if (e.key === "Enter") showFilter(layer.name, i); });
+      row.append(canvas);
+    });
+    const what = layer.kind === "conv" ? "colour filters looking at the picture"
+      : "filters combining the maps of the layer before (each square: its 5×5 spatial pattern)";
+    net.append(el("div", { class: "layer" },
+      el("div", { class: "layer-head", text: `${layer.name}: ${layer.num_filters} ${what}` }), row));
+  }
+  const readout = el("canvas", { class: "mapimg", id: "readout-map" });
+  drawHeat(readout, network.readout_map);
+  net.append(el("div", { class: "layer" },
+    el("div", { class: "layer-head", text: "readout: where in the picture the neuron looks" }),
+    el("p", { class: "legend", text: "The last step adds up the layer-4 maps, weighted by position. Bright spots " +
+      "are the parts of the picture that matter most (its \"receptive field\")." }), readout));
+  net.append(filterPanel);
+}
+
+// ---------- Synthesize ----------
+async function synthesizePage(params) {
+  const options = await api("/api/synthesis/options");
+  const neurons = el("input", { id: "syn-neurons", type: "text", value: params.get("neurons") || "201025/10", size: "24" });
+  const objective = el("select", { id: "syn-objective" }, options.objectives.map((o) => el("option", { value: o, text: {
+    maximize: "make the neuron fire a lot", minimize: "make the neuron fire very little", filter: "excite one filter" }[o] || o })));
+  const preset = el("select", { id: "syn-preset" }, options.presets.map((p) => el("option", { value: p, text: p })));
+  const seed = el("input", { id: "syn-seed", type: "number", min: "0", value: params.get("seed") || "0" });
+  const steps = el("input", { id: "syn-steps", type: "number", min: "1", max: String(options.max_steps), value: params.get("steps") || String(options.default_steps) });
+  const layer = el("select", { id: "syn-layer" }, ["layer0", "layer1", "layer2", "layer3", "layer4"].map((l) => el("option", { value: l, text: l })));
+  const filterIndex = el("input", { id: "syn-filter", type: "number", min: "0", value: "0" });
+  const filterFields = el("span", { class: "hidden" }, el("label", {}, "Layer", layer), el("label", {}, "Filter", filterIndex));
+  objective.value = params.get("objective") || "maximize";
+  preset.value = params.get("preset") || (options.presets.includes("upstream") ? "upstream" : options.presets[0]);
+  const start = el("button", { id: "syn-start", type: "submit", text: "Start" });
+  const stop = el("button", { id: "syn-stop", type: "button", class: "secondary", text: "Stop", disabled: true });
+  const bar = el("div", { class: "progress" }, el("div", { class: "fill" }));
+  const status = el("p", { id: "syn-status", class: "muted", text: "Ready." });
+  const live = el("div", { class: "row live", id: "syn-live" });
+  const results = el("div", { id: "syn-results" });
+  const syncFields = () => filterFields.classList.toggle("hidden", objective.value !== "filter");
+  objective.addEventListener("input", syncFields); syncFields();
+  let source = null;
+  const close = () => { if (source) { source.close(); source = null; } start.disabled = false; stop.disabled = true; };
+  cleanup.push(close);
+  stop.addEventListener("click", () => { close(); status.textContent = "Stopped."; });
+
+  const form = el("form", { class: "stack", id: "syn-form" },
+    el("label", {}, "Neuron(s), e.g. 201025/10 or 201025/10,190923/0", neurons),
+    el("label", {}, "Goal", objective), filterFields,
+    el("label", {}, "Recipe (preset)", preset),
+    el("label", {}, "Seed (starting noise)", seed),
+    el("label", {}, "Steps", steps),
+    el("div", {}, start, " ", stop));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    close();
+    const query = new URLSearchParams({ neurons: neurons.value.replace(/\s/g, ""), objective: objective.value,
+      preset: preset.value, seed: seed.value, steps: steps.value });
+    if (objective.value === "filter") { query.set("layer", layer.value); query.set("filter_index", filterIndex.value); }
+    history.replaceState(null, "", "#/synthesize?" + query);
+    results.replaceChildren(); live.replaceChildren();
+    bar.firstChild.style.width = "0%";
+    status.textContent = "Waiting for a free worker...";
+    start.disabled = true; stop.disabled = false;
+    source = new EventSource("/api/synthesize/stream?" + query);
+    source.addEventListener("start", () => { status.textContent = "Started: the picture changes as the computer improves it."; });
+    source.addEventListener("progress", (event) => {
+      const data = JSON.parse(event.data);
+      bar.firstChild.style.width = `${Math.round((100 * data.step) / data.steps)}%`;
+      status.textContent = `Step ${data.step} of ${data.steps} · response ${data.scores.map((s) => fmt(s, 1)).join(", ")}`;
+      live.replaceChildren(...data.images.map((src, i) => el("img", { src, alt: `image ${i} at step ${data.step}` })));
+    });
+    source.addEventListener("done", (event) => {
+      const data = JSON.parse(event.data);
+      bar.firstChild.style.width = "100%";
+      status.textContent = "Done! The best picture found is shown below.";
+      const provenance = JSON.stringify(data.provenance, null, 2);
+      const provUrl = URL.createObjectURL(new Blob([provenance], { type: "application/json" }));
+      cleanup.push(() => URL.revokeObjectURL(provUrl));
+      results.replaceChildren(el("h2", { text: "Result" }),
+        el("div", { class: "strip" }, data.images.map((item) => el("div", { class: "thumb" },
+          el("img", { class: "big result-image", src: item.png, alt: `result for ${item.neuron_id}` }),
+          el("span", { text: `${item.neuron_id} · response ${fmt(item.response, 2)}` }),
+          el("a", { href: item.png, download: `v4_${item.neuron_id.replace("/", "_")}_seed${seed.value}.png`, text: "download PNG" })))),
+        el("p", {}, el("a", { href: provUrl, download: "provenance.json", text: "download provenance (JSON)" }),
+          el("span", { class: "muted", text: " — the settings that made this picture; they are also stored inside the PNG." })),
+        el("details", {}, el("summary", { text: "show provenance" }), el("pre", { class: "output", text: provenance })));
+      close();
+    });
+    source.addEventListener("error", (event) => {
+      let message = "the connection was lost";
+      if (event.data) { try { message = JSON.parse(event.data).detail; } catch (_) { /* keep default */ } }
+      if (source) { status.replaceChildren(el("span", { class: "error", role: "alert", text: `Problem: ${message}` })); }
+      close();
+    });
+  });
+
+  view.replaceChildren(
+    el("h1", { text: "Invent a picture for a neuron" }),
+    el("p", { class: "lead", text: "The computer starts from random noise and changes the pixels, step by step, " +
+      "so that the model of the neuron responds more and more strongly. Watch the picture appear!" }),
+    explain("Tips: more steps give cleaner pictures but take longer (100 steps take a few seconds). A different seed " +
+      "starts from different noise and often gives a different picture. Leaving this page stops the computation."),
+    el("section", { class: "panel" }, form, el("div", { class: "row" }, bar), status, live),
+    results);
+}
+
+// ---------- Try your image ----------
+async function tryPage() {
+  const results = el("div", { id: "try-results" });
+  const status = el("p", { class: "muted", id: "try-status" });
+  async function send(blob, name = "image.png") {
+    const form = new FormData();
+    form.append("image", blob, name);
+    status.textContent = "Asking all 219 models...";
+    results.replaceChildren();
+    try {
+      const data = await api("/api/predict", { method: "POST", body: form });
+      status.textContent = "";
+      showResponses(data);
+    } catch (error) { status.replaceChildren(); showError(status, error); }
+  }
+  function showResponses(data) {
+    const values = data.responses.map((r) => (r.zscore ?? r.response));
+    const max = Math.max(...values.map(Math.abs)) || 1;
+    const bars = el("div", { class: "bars", id: "response-bars" }, data.responses.map((r, i) => {
+      const v = values[i];
+      const fill = el("div", { class: "fill" + (v < 0 ? " neg" : "") });
+      fill.style.left = v < 0 ? `${50 + (50 * v) / max}%` : "50%";
+      fill.style.width = `${(50 * Math.abs(v)) / max}%`;
+      return el("a", { class: "bar", href: `#/neuron/${r.neuron_id}`, title: `open neuron ${r.neuron_id}` },
+        el("span", { text: r.neuron_id }), el("div", { class: "track" }, fill), el("span", { text: fmt(v, 2) }));
+    }));
+    results.append(el("h2", { text: "How each neuron would respond" }),
+      el("div", { class: "row" },
+        el("div", { class: "thumb" }, el("img", { class: "big", src: data.image_png, alt: "what the models saw" }),
+          el("span", { text: "what the models see (112×112)" })),
+        el("div", { class: "grow" }, explain(data.note + ". Click a bar to open that neuron."), bars)));
+  }
+
+  const fileInput = el("input", { id: "try-file", type: "file", accept: "image/*" });
+  fileInput.addEventListener("change", () => { if (fileInput.files[0]) send(fileInput.files[0], fileInput.files[0].name); });
+
+  // pick: a few photos of a recording session
+  const picks = el("div", { class: "strip", id: "try-picks" });
+  for (const index of [0, 7, 42, 99, 150, 333, 512, 777]) {
+    const src = `/api/sessions/201025/images/${index}.png`;
+    const img = el("img", { src, alt: `photo ${index}`, title: "use this photo" });
+    img.addEventListener("click", async () => send(await (await fetch(src)).blob(), `photo${index}.png`));
+    picks.append(el("div", { class: "thumb selectable" }, img));
+  }
+
+  // draw
+  const canvas = el("canvas", { class: "draw", id: "try-canvas", width: "224", height: "224" });
+  const ctx = canvas.getContext("2d");
+  const clear = () => { ctx.fillStyle = "#808080"; ctx.fillRect(0, 0, 224, 224); };
+  clear();
+  const color = el("input", { type: "color", value: "#ffffff", id: "try-color" });
+  let drawing = false;
+  const pos = (e) => { const r = canvas.getBoundingClientRect(); return [(e.clientX - r.left) * 224 / r.width, (e.clientY - r.top) * 224 / r.height]; };
+  canvas.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...pos(e)); });
+  canvas.addEventListener("pointermove", (e) => { if (!drawing) return; ctx.lineWidth = 14; ctx.lineCap = "round"; ctx.strokeStyle = color.value; ctx.lineTo(...pos(e)); ctx.stroke(); });
+  canvas.addEventListener("pointerup", () => { drawing = false; });
+  const useDrawing = el("button", { type: "button", id: "try-draw-send", text: "Use my drawing" });
+  useDrawing.addEventListener("click", () => canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png"));
+  const clearButton = el("button", { type: "button", class: "secondary", text: "Clear" });
+  clearButton.addEventListener("click", clear);
+
+  // webcam
+  const video = el("video", { class: "cam", autoplay: true, playsinline: true, muted: true });
+  const camStatus = el("span", { class: "muted" });
+  const camStart = el("button", { type: "button", class: "secondary", text: "Turn on camera" });
+  const camSnap = el("button", { type: "button", text: "Take picture", disabled: true });
+  let stream = null;
+  camStart.addEventListener("click", async () => {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { camStatus.textContent = "This browser has no camera access here."; return; }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      video.srcObject = stream; camSnap.disabled = false; camStatus.textContent = "";
+    } catch (error) { camStatus.textContent = `Camera not available: ${error.message}`; }
+  });
+  camSnap.addEventListener("click", () => {
+    const snap = document.createElement("canvas");
+    snap.width = video.videoWidth; snap.height = video.videoHeight;
+    snap.getContext("2d").drawImage(video, 0, 0);
+    snap.toBlob((blob) => send(blob, "webcam.png"), "image/png");
+  });
+  cleanup.push(() => { if (stream) for (const t of stream.getTracks()) t.stop(); });
+
+  const panes = {
+    upload: el("div", {}, el("p", { text: "Choose a photo from your computer (JPEG, PNG, GIF, WebP or BMP, up to 10 MB)." }), fileInput),
+    pick: el("div", {}, el("p", { text: "Or click one of the photos the monkey saw:" }), picks),
+    draw: el("div", {}, el("p", { text: "Or draw something (try stripes, curves or blobs of colour):" }), canvas,
+      el("p", {}, "colour ", color, " ", useDrawing, " ", clearButton)),
+    webcam: el("div", {}, el("p", { text: "Or use your camera (the picture stays on this computer's server)." }), video,
+      el("p", {}, camStart, " ", camSnap, " ", camStatus)),
+  };
+  const tabs = el("div", { class: "tabs" });
+  for (const [name, pane] of Object.entries(panes)) {
+    const b = el("button", { type: "button", "data-tab": name, text: name[0].toUpperCase() + name.slice(1) });
+    b.addEventListener("click", () => {
+      for (const [n, p] of Object.entries(panes)) p.classList.toggle("hidden", n !== name);
+      for (const other of tabs.children) other.classList.toggle("on", other === b);
+    });
+    tabs.append(b);
+  }
+  view.replaceChildren(
+    el("h1", { text: "Try your own picture" }),
+    el("p", { class: "lead", text: "Show any picture to all 219 neuron models at once and see which neurons " +
+      "would fire the most. The picture is cut to a square and shrunk to 112×112 pixels, the size the monkeys saw." }),
+    el("section", { class: "panel" }, tabs, ...Object.values(panes), status), results);
+  tabs.firstChild.click();
+}
+
+// ---------- Sessions ----------
+async function sessionsPage() {
+  const sessions = await api("/api/sessions");
+  const body = el("tbody", {}, sessions.map((s) => el("tr", {},
+    el("td", {}, el("a", { href: `#/session/${s.session_id}`, text: s.session_id })),
+    el("td", { text: s.animal }), el("td", { text: s.split }), el("td", { text: s.num_neurons }),
+    el("td", { text: s.num_images }), el("td", { text: s.median_repeats }),
+    el("td", { text: s.has_models ? "yes" : "" }), el("td", { text: s.has_images ? "yes" : "" }),
+    el("td", { text: s.image_types }))));
+  view.replaceChildren(
+    el("h1", { text: "Recording sessions" }),
+    el("p", { class: "lead", text: "In each session a monkey looked at hundreds of pictures while tiny electrodes " +
+      "counted the spikes of dozens of V4 neurons. Each picture was shown several times (repeats) and the spikes " +
+      "were averaged." }),
+    explain("\"Split\" says what the session was used for: training the big model, checking it (validation) or " +
+      "testing it. The 219 neurons with compact models come from the four test sessions marked \"models\"."),
+    el("table", { class: "meta", id: "sessions-table" },
+      el("thead", {}, el("tr", {}, ["session", "monkey", "split", "neurons", "images", "repeats", "models", "images here", "image types"]
+        .map((h) => el("th", { text: h })))), body));
+}
+
+async function sessionPage(params, sid) {
+  const s = await api(`/api/sessions/${sid}`);
+  const items = [
+    el("p", {}, el("a", { href: "#/sessions", text: "← all sessions" })),
+    el("h1", { text: `Session ${s.session_id}` }),
+    el("p", { class: "lead", text: `Monkey ${s.animal}, ${s.split} session: ${s.num_neurons} neurons, ${s.num_images} images, ` +
+      `each shown about ${s.median_repeats} times. Images: ${s.image_types}.` }),
+    explain("Top: some of the pictures shown. Bottom: a heat map with one row per neuron and one column per " +
+      "picture; bright means the neuron fired a lot for that picture (each row is scaled to its own range)."),
+  ];
+  if (s.figure_url) items.push(el("img", { class: "figure", src: s.figure_url, alt: `figure of session ${s.session_id}` }));
+  if (s.has_models) items.push(el("p", {}, el("a", { href: `#/?session=${s.session_id}`, text: "See this session's neurons" })));
+  view.replaceChildren(...items);
+}
+
+// ---------- Tutorials ----------
+function inline(text) {
+  // **bold**, *italic*, `code`, [link](https://...) -> DOM nodes
+  const out = [];
+  const re = /(\*\*[^*]+\*\*|`[^`]+`|\[[^\]]+\]\((https?:\/\/[^)\s]+)\)|\*[^*]+\*)/g;
+  let last = 0, m;
+  while ((m = re.exec(text))) {
+    if (m.index > last) out.push(text.slice(last, m.index));
+    const t = m[0];
+    if (t.startsWith("**")) out.push(el("b", { text: t.slice(2, -2) }));
+    else if (t.startsWith("`")) out.push(el("code", { text: t.slice(1, -1) }));
+    else if (t.startsWith("[")) out.push(el("a", { href: m[2], target: "_blank", rel: "noopener", text: t.slice(1, t.indexOf("]")) }));
+    else out.push(el("i", { text: t.slice(1, -1) }));
+    last = m.index + t.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+function markdown(source) {
+  const root = el("div", { class: "nb-md" });
+  const lines = source.split("\n");
+  let list = null, para = [], code = null;
+  const flush = () => { if (para.length) { root.append(el("p", {}, inline(para.join(" ")))); para = []; } };
+  for (const line of lines) {
+    if (code !== null) {
+      if (line.startsWith("```")) { root.append(el("pre", {}, el("code", { text: code.join("\n") }))); code = null; }
+      else code.push(line);
+      continue;
+    }
+    if (line.startsWith("```")) { flush(); list = null; code = []; continue; }
+    const h = line.match(/^(#{1,4})\s+(.*)/);
+    const li = line.match(/^\s*(?:[-*]|\d+\.)\s+(.*)/);
+    if (h) { flush(); list = null; root.append(el(`h${Math.min(4, h[1].length + 1)}`, {}, inline(h[2]))); }
+    else if (li) { flush(); if (!list) { list = el("ul"); root.append(list); } list.append(el("li", {}, inline(li[1]))); }
+    else if (!line.trim()) { flush(); list = null; }
+    else { list = null; para.push(line.trim()); }
+  }
+  flush();
+  if (code !== null) root.append(el("pre", {}, el("code", { text: code.join("\n") })));
+  return root;
+}
+
+async function tutorialsPage() {
+  const books = await api("/api/tutorials");
+  view.replaceChildren(
+    el("h1", { text: "Tutorials" }),
+    el("p", { class: "lead", text: "Step-by-step notebooks: load the data, predict a neuron, invent pictures, explore " +
+      "filters and run your own experiment. Read them here, or open them in Google Colab to run the code yourself " +
+      "(free, in the browser)." }),
+    books.length ? el("ul", { id: "tutorial-list" }, books.map((b) => el("li", {},
+      el("a", { href: `#/tutorial/${b.name}`, text: b.title }), " · ",
+      el("a", { href: b.colab_url, target: "_blank", rel: "noopener", text: "open in Colab" }))))
+      : el("p", { class: "note", text: "No tutorial notebooks were found in this installation (they live in the notebooks/ folder of the source code)." }));
+}
+
+async function tutorialPage(params, name) {
+  const book = await api(`/api/tutorials/${name}`);
+  const items = [el("p", {}, el("a", { href: "#/tutorials", text: "← all tutorials" })),
+    el("p", {}, el("a", { class: "button", href: book.colab_url, target: "_blank", rel: "noopener", text: "Open in Colab" }))];
+  for (const cell of book.cells) {
+    if (cell.kind === "markdown") items.push(el("div", { class: "nb-cell" }, markdown(cell.source)));
+    else {
+      const box = el("div", { class: "nb-cell" }, el("pre", {}, el("code", { text: cell.source })));
+      for (const out of cell.outputs) {
+        if (out.kind === "image") box.append(el("div", { class: "nb-out" }, el("img", { src: `data:image/png;base64,${out.png}`, alt: "cell output" })));
+        else box.append(el("pre", { class: "output", text: out.text }));
+      }
+      items.push(box);
+    }
+  }
+  view.replaceChildren(...items);
+}
+
+// ---------- About ----------
+async function aboutPage() {
+  view.replaceChildren(
+    el("h1", { text: "About this explorer" }),
+    el("p", { class: "lead", text: "Your brain's visual system works in stages. Area V4 sits in the middle: its neurons " +
+      "respond to shapes, curves, colours and textures. Scientists recorded V4 neurons in macaque monkeys while the " +
+      "monkeys looked at thousands of pictures." }),
+    el("p", { text: "A big deep network was first trained to predict those recordings. Then, for each of 219 neurons, a " +
+      "tiny network was trained to copy the big one and was pruned until only the filters that matter were left. " +
+      "Small networks can be read like a diagram: you can see every filter, switch filters off, and invent pictures " +
+      "the neuron should love." }),
+    el("p", {}, "The research: Cowley, Stan, Pillow & Smith, ",
+      el("i", { text: "Compact deep neural network models of visual cortex" }), " (2023)."));
+}

@@ -1,0 +1,125 @@
+"""TensorFlow "same" padding, the separable block and inference batch norm, checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from v4compact.models.layers import ConvBlock, SameConv2d, SeparableBlock, same_padding
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "expected"),
+    [
+        (112, 5, 2, (1, 2)),  # layer 1 of the compact models: 1 before, 2 after
+        (56, 5, 2, (1, 2)),  # layer 2
+        (112, 5, 1, (2, 2)),
+        (28, 5, 1, (2, 2)),
+        (7, 3, 2, (1, 1)),
+        (5, 5, 2, (2, 2)),
+        (10, 1, 2, (0, 0)),
+        (3, 5, 1, (2, 2)),
+    ],
+)
+def test_same_padding_known_values(size, kernel, stride, expected):
+    assert same_padding(size, kernel, stride) == expected
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+def test_same_padding_output_size(kernel, stride):
+    for size in range(1, 30):
+        before, after = same_padding(size, kernel, stride)
+        out = (size + before + after - kernel) // stride + 1
+        assert out == math.ceil(size / stride)
+        assert 0 <= after - before <= 1
+
+
+def _explicit_conv(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:
+    """Direct TF-"same" convolution: output pixel i reads input (i*stride + t - before)."""
+    n, cin, h, wd = x.shape
+    cout, _, k, _ = w.shape
+    oh, ow = -(-h // stride), -(-wd // stride)
+    top = ((oh - 1) * stride + k - h) // 2
+    left = ((ow - 1) * stride + k - wd) // 2
+    out = np.zeros((n, cout, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(k):
+                for b in range(k):
+                    r, c = i * stride + a - top, j * stride + b - left
+                    if 0 <= r < h and 0 <= c < wd:
+                        out[:, :, i, j] += x[:, :, r, c] @ w[:, :, a, b].T
+    return out
+
+
+@pytest.mark.parametrize(("size", "stride"), [(12, 2), (11, 2), (9, 1), (8, 1)])
+def test_same_conv_matches_explicit_convolution(size, stride):
+    torch.manual_seed(0)
+    conv = SameConv2d(3, 4, 5, stride=stride, bias=False).double()
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
+    with torch.no_grad():
+        got = conv(x).numpy()
+    want = _explicit_conv(x.numpy(), conv.weight.detach().numpy(), stride)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_stride2_on_even_size_pads_one_before_two_after():
+    torch.manual_seed(1)
+    conv = SameConv2d(2, 2, 5, stride=2, groups=2, bias=False)
+    x = torch.randn(1, 2, 112, 112)
+    with torch.no_grad():
+        got = conv(x)
+        want = F.conv2d(F.pad(x, (1, 2, 1, 2)), conv.weight, stride=2, groups=2)
+        symmetric = F.conv2d(x, conv.weight, stride=2, padding=2, groups=2)
+    assert got.shape == (1, 2, 56, 56)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, symmetric)  # PyTorch's symmetric padding would be wrong
+
+
+def _set_bn(bn, rng):
+    c = bn.num_features
+    with torch.no_grad():
+        bn.weight.copy_(torch.from_numpy(rng.uniform(0.5, 2, c)))
+        bn.bias.copy_(torch.from_numpy(rng.normal(size=c)))
+        bn.running_mean.copy_(torch.from_numpy(rng.normal(size=c)))
+        bn.running_var.copy_(torch.from_numpy(rng.uniform(1e-4, 1e-2, c)))
+
+
+def test_separable_block_is_depthwise_then_pointwise_then_bn_relu():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    block = SeparableBlock(4, 3, 5, stride=2, bn_eps=1e-3).double().eval()
+    _set_bn(block.bn, rng)
+    x = torch.randn(2, 4, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        got = block(x).numpy()
+        dw = F.conv2d(F.pad(x, (1, 2, 1, 2)), block.depthwise.weight, stride=2, groups=4)
+        pw = torch.einsum("nchw,oc->nohw", dw, block.pointwise.weight[:, :, 0, 0])
+        pw = pw + block.pointwise.bias[None, :, None, None]
+        bn = block.bn
+        norm = (pw - bn.running_mean[None, :, None, None]) / torch.sqrt(
+            bn.running_var[None, :, None, None] + 1e-3)
+        want = torch.relu(norm * bn.weight[None, :, None, None] + bn.bias[None, :, None, None])
+    assert block.depthwise.bias is None
+    assert block.bn.eps == 1e-3
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_linear_block_has_no_relu_and_uses_moving_statistics():
+    rng = np.random.default_rng(1)
+    block = ConvBlock(3, 5, 5, bn_eps=1e-3, relu=False).double().eval()
+    _set_bn(block.bn, rng)
+    x = torch.randn(4, 3, 10, 10, dtype=torch.float64)
+    with torch.no_grad():
+        y = block(x)
+        conv = block.conv(x)
+    assert (y < 0).any()  # no ReLU
+    bn = block.bn
+    expected = (conv - bn.running_mean[:, None, None]) / torch.sqrt(
+        bn.running_var[:, None, None] + 1e-3) * bn.weight[:, None, None] + bn.bias[:, None, None]
+    torch.testing.assert_close(y, expected)

@@ -1,0 +1,79 @@
+"""Fixtures of the explorer tests: a small asset cache built once, and an app over it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+#: Neurons of the small test site: one whose session has its photos in the data copy and
+#: one whose session has none (211022), so both kinds of page are exercised.
+SITE_NEURONS = ("201025/10", "211022/0")
+#: Held-out photos used by the quick build (the full build uses all 600).
+HELDOUT_IMAGES = 120
+
+
+@pytest.fixture(scope="session")
+def site_cache(tmp_path_factory, data_dir) -> Path:
+    """A site cache for :data:`SITE_NEURONS` built with few steps (quick)."""
+    from v4compact.web.assets import SiteSettings, build_site
+
+    cache = tmp_path_factory.mktemp("site")
+    settings = SiteSettings(
+        steps=5, seeds=2, max_heldout_images=HELDOUT_IMAGES, stats_images=2, num_natural=4
+    )
+    report = build_site(
+        cache, data_dir=data_dir, neurons=list(SITE_NEURONS), settings=settings,
+        sessions=False, progress=False, population=False,
+    )
+    assert not report.failed, report.failed
+    return cache
+
+
+@pytest.fixture(scope="session")
+def notebooks_dir(tmp_path_factory) -> Path:
+    """A folder with one small tutorial notebook (nbformat 4 JSON)."""
+    folder = tmp_path_factory.mktemp("notebooks")
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": ["# Load a session\n", "Some *text*."],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": 1,
+                "source": ["print(1 + 1)"],
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": ["2\n"]}],
+            },
+        ],
+    }
+    (folder / "01_load_data.ipynb").write_text(json.dumps(notebook))
+    (folder / "not a notebook.txt").write_text("ignored")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app(site_cache, notebooks_dir, data_dir):
+    """The explorer app over the real data and the small site cache."""
+    from v4compact.web.app import create_app
+
+    return create_app(
+        data_dir=data_dir, cache_dir=site_cache, notebooks_dir=notebooks_dir, max_workers=2,
+        repo_url="https://github.com/example/v4compact",
+    )
+
+
+@pytest.fixture(scope="session")
+def client(app):
+    """A TestClient of :func:`app` (lifespan run once for the session)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
