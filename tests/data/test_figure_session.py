@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import v4compact
+from v4compact.cli import main
 from v4compact.figures.session import image_mosaic, normalized_responses, plot_session
 
 
@@ -53,12 +54,10 @@ def test_helpers():
 
 
 @pytest.mark.parametrize("suffix", [".png", ".pdf"])
-def test_cli_writes_png_or_pdf(tmp_path, suffix, data_dir):
+def test_cli_writes_png_or_pdf(tmp_path, suffix, data_dir, capsys):
     out = tmp_path / f"fig{suffix}"
-    result = subprocess.run(
-        [sys.executable, "-m", "v4compact", "plot", "session", "190923", "--out", str(out),
-         "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    status = main(["plot", "session", "190923", "--out", str(out), "--data-dir", str(data_dir)])
+    assert status == 0, capsys.readouterr().err
     head = out.read_bytes()[:8]
     if suffix == ".png":
         assert head.startswith(b"\x89PNG")
@@ -70,15 +69,14 @@ def test_cli_writes_png_or_pdf(tmp_path, suffix, data_dir):
         assert head.startswith(b"%PDF")
 
 
-def test_cli_without_images_warns_on_stderr(tmp_path, data_dir):
+def test_cli_without_images_warns_on_stderr(tmp_path, data_dir, capsys):
     out = tmp_path / "fig.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "v4compact", "plot", "session", "190924", "--out", str(out),
-         "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    status = main(["plot", "session", "190924", "--out", str(out), "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err
+    assert status == 0, err
     assert out.exists()
-    assert "images of session 190924 are not in" in result.stderr
-    assert "v4compact data fetch images:190924" in result.stderr
+    assert "images of session 190924 are not in" in err
+    assert "v4compact data fetch images:190924" in err
 
 
 def test_plotting_leaves_no_pyplot_state(data_dir, tmp_path):

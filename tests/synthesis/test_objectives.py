@@ -25,7 +25,7 @@ def test_neuron_objective_improves_over_five_steps(compact_2):
 
 
 def test_channel_objective_improves(compact_2):
-    obj = channel("layer2", 1, where="center")
+    obj = channel("layer2.depthwise", 1, where="center")  # pre-ReLU: never dead
     result = render(compact_2, obj, num_images=2, steps=4, seed=0, progress=False)
     assert np.all(result.history[-1] > result.history[0])
     assert result.target_responses is None and result.responses.shape == (2, 1)

@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "v4compact.cli.data",
     "v4compact.cli.plot",
     "v4compact.cli.evaluate",
+    "v4compact.cli.figure",
+    "v4compact.cli.report",
     "v4compact.cli.serve",
     "v4compact.cli.synthesize",
 ]

@@ -48,7 +48,12 @@ def register(subparsers, parents) -> None:
     build.add_argument("--seeds", type=int, default=3,
                        help="preferred images (random starts) per neuron (default 3)")
     build.add_argument("--preset", default="upstream", help="synthesis preset (default upstream)")
+    build.add_argument("--heldout-images", type=int, default=None, metavar="N",
+                       help="use only the first N held-out photos per neuron (quick builds; "
+                       "default: all)")
     build.add_argument("--no-sessions", action="store_true", help="skip the session figures")
+    build.add_argument("--no-stats", action="store_true",
+                       help="skip the population statistics (used by 'Try your image')")
     build.add_argument("--force", action="store_true", help="rebuild even what is current")
     build.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     build.set_defaults(func=_build)
@@ -90,7 +95,12 @@ def _build(args: argparse.Namespace) -> int:
     _check_positive("--seeds", args.seeds)
     get_preset(args.preset)  # unknown names fail here, with the list of valid ones
     cache_dir = args.cache_dir or default_cache_dir()
-    settings = SiteSettings(steps=args.steps, seeds=args.seeds, preset=args.preset)
+    if args.heldout_images is not None:
+        _check_positive("--heldout-images", args.heldout_images)
+    settings = SiteSettings(
+        steps=args.steps, seeds=args.seeds, preset=args.preset,
+        max_heldout_images=args.heldout_images,
+    )
     report = build_site(
         cache_dir,
         data_dir=args.data_dir,
@@ -98,6 +108,7 @@ def _build(args: argparse.Namespace) -> int:
         settings=settings,
         device=args.device,
         sessions=not args.no_sessions,
+        population=not args.no_stats,
         force=args.force,
     )
     for what, message in report.failed.items():

@@ -41,6 +41,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -353,9 +354,11 @@ def read_npy(path: str | os.PathLike) -> ModelWeights:
     """Read the Keras weight list (``model.get_weights()`` order) saved as a ``.npy`` file."""
     path = Path(path)
     try:
-        arrays = np.load(path, allow_pickle=True)
-    except (ValueError, OSError, EOFError) as err:
-        raise ModelFormatError(f"{path.name} is not a readable .npy file ({err})") from None
+        arrays = _load_npy_restricted(path)
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelFormatError(f"{path.name} is not a readable .npy weight list ({first})") \
+            from None
     if arrays.dtype != object or arrays.ndim != 1:
         raise ModelFormatError(
             f"{path.name} holds one {arrays.dtype} array of shape {arrays.shape}, not a list of "
@@ -378,6 +381,42 @@ def read_npy(path: str | os.PathLike) -> ModelWeights:
         pos += count
     arch = {"kind": kind, "relu": True, "bn_eps": DEFAULT_BN_EPS}
     return _finish(keras_weights, arch, path, "npy")
+
+
+# numpy's pickled object arrays only need these globals; anything else in a .npy file is
+# refused, so reading a weight list cannot run arbitrary code.
+_NPY_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _NPY_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _load_npy_restricted(path: Path) -> np.ndarray:
+    """``np.load`` for a ``.npy`` file, unpickling object arrays with numpy classes only."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        if dtype != object:
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
+        array = _NumpyOnlyUnpickler(fh).load()
+    if not isinstance(array, np.ndarray) or array.shape != shape:
+        raise ValueError("the pickled content does not match the .npy header")
+    return array
 
 
 # ---------------------------------------------------------------------------- .pt
@@ -406,8 +445,6 @@ def read_pt(path: str | os.PathLike) -> ModelWeights:
     The moving variances of layers 1-4 are stored with the epsilon added; it is subtracted
     (see :data:`PT_FOLDED_EPS`). The port's float64 values are rounded to float32.
     """
-    import pickle
-
     import torch
 
     path = Path(path)

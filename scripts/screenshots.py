@@ -1,0 +1,106 @@
+"""Take the explorer screenshots of the docs (docs/img/explorer_*.png).
+
+Builds (or reuses) a site cache, starts the explorer on 127.0.0.1, drives Debian's headless
+chromium through each page with Playwright, and saves one PNG per page.
+
+    .venv/bin/python scripts/screenshots.py                    # quick build of 24 neurons
+    .venv/bin/python scripts/screenshots.py --cache-dir ~/.cache/v4compact/site
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+DEFAULT_NEURONS = ["201025/10", "190923/0", "210225/5", "211022/3"] + [
+    f"201025/{k}" for k in range(0, 20) if k != 10
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", default=str(REPO / "out" / "site_screenshots"),
+                        help="site cache (built incrementally if needed)")
+    parser.add_argument("--out", default=str(REPO / "docs" / "img"), help="output folder")
+    parser.add_argument("--steps", type=int, default=150, help="synthesis steps of the build")
+    parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"))
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--no-build", action="store_true", help="use the cache as it is")
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from v4compact.web.app import create_app
+    from v4compact.web.assets import SiteSettings, build_site
+    from v4compact.web.server import running_server
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if not args.no_build:
+        report = build_site(args.cache_dir, data_dir=data_dir, neurons=DEFAULT_NEURONS,
+                            settings=SiteSettings(steps=args.steps, seeds=3),
+                            sessions=False)
+        print(report.summary())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photo = Path(args.cache_dir) / "upload_example.jpg"
+    from v4compact import config
+
+    images_zip = config.data_dir(data_dir) / "data_V4_responses/images/images_210225.zip"
+    with zipfile.ZipFile(images_zip) as zf:
+        photo.write_bytes(zf.read(sorted(n for n in zf.namelist() if n.endswith(".jpg"))[21]))
+
+    app = create_app(data_dir=data_dir, cache_dir=args.cache_dir)
+    with running_server(app) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=url)
+        page.set_default_timeout(180_000)
+
+        def shot(name: str, full_page: bool = False) -> None:
+            path = out / f"explorer_{name}.png"
+            page.screenshot(path=str(path), full_page=full_page)
+            print(f"wrote {path}")
+
+        page.goto("/")
+        page.wait_for_selector("#gallery-cards .card img")
+        page.wait_for_load_state("networkidle")
+        shot("gallery")
+
+        page.goto("/#/neuron/201025/10")
+        page.wait_for_selector("#network canvas.kernel")
+        page.locator('canvas.kernel[data-layer="layer3"][data-index="2"]').click()
+        page.wait_for_selector("#filter-panel .ablation-text")
+        page.wait_for_load_state("networkidle")
+        shot("neuron", full_page=True)
+
+        page.goto("/#/synthesize?neurons=201025/10&steps=120&seed=1")
+        page.click("#syn-start")
+        page.wait_for_selector("#syn-results .result-image")
+        shot("synthesize")
+
+        page.goto("/#/try")
+        page.set_input_files("#try-file", str(photo))
+        page.wait_for_selector("#response-bars .bar")
+        shot("try")
+
+        page.goto("/#/sessions")
+        page.wait_for_selector("#sessions-table tbody tr")
+        shot("sessions")
+
+        page.goto("/#/session/201025")
+        page.wait_for_selector("img.figure")
+        page.wait_for_function("() => document.querySelector('img.figure').complete")
+        shot("session", full_page=True)
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

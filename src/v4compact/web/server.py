@@ -1,0 +1,50 @@
+"""Run the explorer in a background thread on the loopback interface (tests, benchmarks,
+screenshots). ``v4compact serve`` runs it in the foreground instead."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(app, host: str = "127.0.0.1", port: int | None = None,
+                   timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread; yields the base URL.
+
+    Args:
+        app: an ASGI app (e.g. from :func:`v4compact.web.app.create_app`).
+        host: address to bind; keep the default loopback address.
+        port: port (default: a free one).
+        timeout_s: how long to wait for the server to start.
+
+    The server is shut down (and the thread joined) when the ``with`` block ends.
+    """
+    import uvicorn
+
+    port = port or free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="v4compact-explorer", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the explorer did not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout_s)

@@ -1,0 +1,103 @@
+"""The render loop and presets on the real compact and shared models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from v4compact.errors import InvalidInputError
+from v4compact.synthesis import get_preset, neuron, render, synthesize
+from v4compact.synthesis.routing import RoutedModels
+
+
+@pytest.fixture(scope="module")
+def routed(compact_2, compact_10):
+    return RoutedModels([compact_2, compact_10], model_id="two")
+
+
+def test_upstream_preset_has_the_published_hyper_parameters():
+    p = get_preset("upstream")
+    assert (p.param, p.optimizer, p.step_size, p.grad_blur_sigma) == \
+        ("pixel", "normalized_gradient", 10.0, 1.0)
+    assert (p.image_blur_sigma, p.image_blur_every, p.init_low, p.init_high) == \
+        (1.0, 50, 128.0, 178.0)
+    assert not p.has_transforms and p.total_variation == 0 and p.max_contrast is None
+
+
+def test_upstream_beats_every_heldout_natural_image(routed, natural_range):
+    result = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=15, progress=False)
+    assert result.images.dtype == np.uint8 and result.images.shape == (4, 112, 112, 3)
+    assert result.target_ids == ["201025/2"] * 2 + ["201025/10"] * 2
+    assert result.start_index == [0, 1, 0, 1]
+    best_natural = np.array([natural_range[t][1] for t in result.target_ids])
+    assert np.all(result.target_responses > best_natural)
+
+
+def test_minimize_goes_below_every_heldout_natural_image(compact_2, natural_range):
+    result = synthesize(compact_2, seeds=2, steps=15, minimize=True, progress=False)
+    assert np.all(result.target_responses < natural_range["201025/2"][0])
+    assert result.provenance["minimize"] is True
+
+
+@pytest.mark.parametrize("preset", ["upstream", "fourier"])
+def test_same_seed_gives_identical_images(compact_2, preset):
+    kwargs = dict(seeds=2, steps=3, preset=preset, progress=False)
+    a = synthesize(compact_2, seed=7, **kwargs)
+    b = synthesize(compact_2, seed=7, **kwargs)
+    c = synthesize(compact_2, seed=8, **kwargs)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_batched_equals_per_neuron(routed, compact_10):
+    batched = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=4, progress=False)
+    alone = synthesize(compact_10, seeds=2, steps=4, progress=False)
+    diff = np.abs(batched.images[2:].astype(int) - alone.images.astype(int))
+    assert diff.max() <= 1  # float rounding only
+    np.testing.assert_allclose(batched.target_responses[2:], alone.target_responses, rtol=1e-3)
+
+
+def test_shared_model_batch_follows_each_images_own_neuron(data_dir):
+    """In a 219-output model, one batch of several neurons steps each image along the gradient
+    of its own neuron: the same direction as one neuron at a time."""
+    from v4compact.models.registry import load_shared_model
+
+    model = load_shared_model("from_ensemble_model", 5, data_dir=data_dir)
+    cols = [3, 40, 100]
+    batched = render(model, neuron(cols), steps=2, progress=False, image_seeds=[11, 12, 13])
+    for i, col in enumerate(cols):
+        alone = render(model, neuron(col), num_images=1, steps=2, progress=False,
+                       image_seeds=[11 + i])
+        np.testing.assert_allclose(batched.images[i].astype(float),
+                                   alone.images[0].astype(float), atol=1.0)
+        assert abs(batched.target_responses[i] - alone.target_responses[0]) < 1e-3 * (
+            1 + abs(alone.target_responses[0]))
+    assert batched.responses.shape == (3, 219)
+
+
+def test_snapshots_provenance_and_constraints(compact_2):
+    result = synthesize(compact_2, seeds=1, steps=4, snapshot_every=2, grayscale=True,
+                        max_contrast=30.0, progress=False)
+    assert result.snapshots.shape == (2, 1, 112, 112, 3) and result.snapshot_steps == [2, 4]
+    img = result.images[0].astype(int)
+    assert np.abs(img[..., 0] - img[..., 1]).max() <= 1
+    assert np.abs(img[..., 1] - img[..., 2]).max() <= 1
+    assert img.std() <= 31.0
+    prov = result.provenance
+    for key in ("model_id", "objective", "preset", "seed", "v4compact_version", "steps"):
+        assert key in prov
+    assert prov["model_id"] == "compact/201025/2" and prov["preset"]["grayscale"] is True
+
+
+def test_bad_input_gives_one_line_errors(compact_2):
+    with pytest.raises(InvalidInputError, match="unknown synthesis preset") as err:
+        synthesize(compact_2, preset="nope", progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInputError, match="seeds"):
+        synthesize(compact_2, seeds=0, progress=False)
+    with pytest.raises(InvalidInputError, match="steps"):
+        synthesize(compact_2, steps=0, progress=False)
+    with pytest.raises(InvalidInputError, match="unknown preset setting"):
+        synthesize(compact_2, stepsize=3, progress=False)
+    with pytest.raises(InvalidInputError, match="Objective"):
+        render(compact_2, "neuron 0", progress=False)
