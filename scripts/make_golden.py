@@ -156,8 +156,9 @@ def main() -> None:
     out["shared_outputs"] = np.stack(shared_out).astype(np.float32)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in "
-          f"{time.perf_counter() - start:.0f} s with TF {tf.__version__}, Keras {keras.__version__}")
+    size_mb = args.out.stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.2f} MB) in {time.perf_counter() - start:.0f} s "
+          f"with TF {tf.__version__}, Keras {keras.__version__}")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-DEFAULT_NEURONS = ["201025/10", "190923/0", "210225/5", "211022/3"] + [
-    f"201025/{k}" for k in range(0, 20) if k != 10
+DEFAULT_NEURONS = [
+    "201025/10", "190923/0", "190923/4", "210225/5", "210225/9", "201025/2", "201025/5",
+    "201025/7", "211022/3",
 ]
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(REPO / "out" / "site_screenshots"),
                         help="site cache (built incrementally if needed)")
     parser.add_argument("--out", default=str(REPO / "docs" / "img"), help="output folder")
-    parser.add_argument("--steps", type=int, default=150, help="synthesis steps of the build")
+    parser.add_argument("--steps", type=int, default=100, help="synthesis steps of the build")
     parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--no-build", action="store_true", help="use the cache as it is")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else None
     if not args.no_build:
         report = build_site(args.cache_dir, data_dir=data_dir, neurons=DEFAULT_NEURONS,
-                            settings=SiteSettings(steps=args.steps, seeds=3),
+                            settings=SiteSettings(steps=args.steps, seeds=3, stats_images=20),
                             sessions=False)
         print(report.summary())
     out = Path(args.out)

@@ -74,3 +74,37 @@ def test_mismatching_nums_filters_is_an_error(data_dir):
     path = data_dir / "data_compact_models" / "models_keras" / "compact_model_201025_neuron10.keras"
     with pytest.raises(ModelFormatError, match="nums_filters"):
         read_model_file(path, num_filters=[1, 2, 3, 4, 5])
+
+
+def _rewrite_keras(source, target, edit) -> None:
+    """Copy a .keras zip, passing its parsed config.json through ``edit``."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                edit(config["config"]["layers"])
+                data = json.dumps(config).encode()
+            dst.writestr(name, data)
+
+
+def test_config_that_disagrees_with_the_weights(tmp_path, data_dir):
+    from v4compact.errors import ModelFormatError
+
+    source = data_dir / "data_compact_models" / "models_keras" / \
+        "compact_model_201025_neuron10.keras"
+
+    def more_filters(layers):
+        next(lay for lay in layers if lay["name"] == "layer1_conv")["config"]["filters"] = 40
+
+    def no_head(layers):
+        del layers[-1]
+
+    for edit, text in ((more_filters, "inconsistent"), (no_head, "unsupported architecture")):
+        path = tmp_path / f"{edit.__name__}.keras"
+        _rewrite_keras(source, path, edit)
+        with pytest.raises(ModelFormatError, match=text):
+            read_model_file(path)

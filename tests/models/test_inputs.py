@@ -117,7 +117,8 @@ def test_zip_without_config_is_not_a_model(tmp_path):
 
 
 def test_truncated_keras_file(tmp_path, data_dir):
-    source = data_dir / "data_compact_models" / "models_keras" / "compact_model_190923_neuron0.keras"
+    source = data_dir / "data_compact_models" / "models_keras" / \
+        "compact_model_190923_neuron0.keras"
     data = source.read_bytes()
     path = tmp_path / "truncated.keras"
     path.write_bytes(data[: len(data) // 2])
@@ -150,3 +151,19 @@ def test_neuron_500_of_a_session_with_33():
         load_compact_model(190923, 500)
     message = _one_line(err)
     assert "33" in message and "0-32" in message
+
+
+def test_npy_with_foreign_objects_is_refused(tmp_path):
+    """A .npy weight list is unpickled with numpy classes only (no arbitrary code)."""
+    from fractions import Fraction
+
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([Fraction(1, 2), np.zeros(3)], dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFormatError) as err:
+        read_model_file(path)
+    assert "refusing" in _one_line(err)
+
+
+def test_float_images_in_0_1_warn(golden_images):
+    with pytest.warns(UserWarning, match="multiply"):
+        as_image_batch(golden_images[:1] / 255.0)

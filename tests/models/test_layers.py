@@ -123,3 +123,18 @@ def test_linear_block_has_no_relu_and_uses_moving_statistics():
     expected = (conv - bn.running_mean[:, None, None]) / torch.sqrt(
         bn.running_var[:, None, None] + 1e-3) * bn.weight[:, None, None] + bn.bias[:, None, None]
     torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("block_type", [ConvBlock, SeparableBlock])
+def test_inference_fast_path_equals_the_module_path(block_type):
+    """predict() folds batch norm into the convolution; it must equal conv -> bn -> relu."""
+    rng = np.random.default_rng(2)
+    torch.manual_seed(2)
+    block = block_type(6, 4, 5, stride=2, bn_eps=1e-3).double().eval()
+    _set_bn(block.bn, rng)
+    x = torch.randn(3, 6, 14, 14, dtype=torch.float64)
+    with torch.no_grad():
+        slow = block(x)
+    with torch.inference_mode():
+        fast = block(x)
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)

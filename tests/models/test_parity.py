@@ -85,3 +85,19 @@ def test_sample_models_match_keras_layer_by_layer(golden, golden_images):
             scale = ref.std() + 1e-12
             err = np.abs(got - ref).max() / scale
             assert err < TOLERANCE, f"{model_id} layer{k}: {err:.2e}"
+
+
+def test_autograd_path_matches_keras_too(golden, golden_images):
+    """forward() outside inference mode (unfolded batch norm, as used for gradients)."""
+    import torch
+
+    for model_id in ("compact/201025/10", "shared/linear_from_ensemble_model/10"):
+        model = load_model(model_id)
+        x = model.to_input_tensor(golden_images)
+        with torch.no_grad():
+            pred = model(x).numpy()
+        if model_id.startswith("compact/"):
+            ref = golden["compact_outputs"][list(golden["compact_ids"]).index(model_id)][:, None]
+        else:
+            ref = golden["shared_outputs"][list(golden["shared_ids"]).index(model_id)]
+        assert relative_error(pred, ref).max() < TOLERANCE

@@ -25,7 +25,7 @@ def test_upstream_preset_has_the_published_hyper_parameters():
 
 
 def test_upstream_beats_every_heldout_natural_image(routed, natural_range):
-    result = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=15, progress=False)
+    result = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=30, progress=False)
     assert result.images.dtype == np.uint8 and result.images.shape == (4, 112, 112, 3)
     assert result.target_ids == ["201025/2"] * 2 + ["201025/10"] * 2
     assert result.start_index == [0, 1, 0, 1]

@@ -25,7 +25,7 @@ def site_cache(tmp_path_factory, data_dir) -> Path:
     )
     report = build_site(
         cache, data_dir=data_dir, neurons=list(SITE_NEURONS), settings=settings,
-        sessions=False, progress=False, population=False,
+        sessions=False, progress=False,
     )
     assert not report.failed, report.failed
     return cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -64,7 +65,7 @@ def _no_script_errors(page, allowed: tuple[str, ...] = ()) -> None:
     assert not real, real
 
 
-def test_gallery_shows_all_neurons_and_filters(page, tmp_path):
+def test_gallery_shows_all_neurons_and_filters(page, tmp_path, data_dir):
     page.goto("/")
     page.wait_for_selector("#gallery-cards .card")
     assert page.locator("#gallery-cards .card").count() == 219
@@ -75,6 +76,14 @@ def test_gallery_shows_all_neurons_and_filters(page, tmp_path):
     first = page.locator("#gallery-cards .card").first
     assert first.get_attribute("data-neuron") == "201025/10"  # the only one with a score
     assert "R² 0." in first.inner_text()
+    page.fill("#filter-size", "60")
+    folder = data_dir / "data_compact_models/nums_filters"
+    small = sum(
+        int(np.load(folder / f"compact_model_201025_neuron{k}.npy").sum()) <= 60
+        for k in range(89)
+    )
+    assert page.inner_text("#gallery-count") == f"{small} of 219 neurons shown"
+    assert "max_filters=60" in page.url
     page.screenshot(path=str(tmp_path / "gallery.png"))
     _no_script_errors(page)
 
@@ -83,7 +92,7 @@ def test_neuron_page_scatter_network_and_ablation(page):
     page.goto("/#/neuron/201025/10")
     page.wait_for_selector("#scatter svg circle")
     assert page.locator("#scatter svg circle").count() == 120
-    assert "raw R^2 =" in page.inner_text("#performance")
+    assert "raw R² =" in page.inner_text("#performance")
     assert page.locator("#natural .thumb img").count() == 16
     assert page.locator("#preferred .thumb img").count() == 2
     page.wait_for_selector("#network canvas.kernel")
@@ -91,7 +100,7 @@ def test_neuron_page_scatter_network_and_ablation(page):
     page.locator('canvas.kernel[data-layer="layer4"][data-index="0"]').click()
     page.wait_for_selector("#filter-panel .ablation-text")
     text = page.inner_text("#filter-panel .ablation-text")
-    assert "layer4 filter 0 switched off" in text and "raw R^2 on held-out photos" in text
+    assert "layer4 filter 0 switched off" in text and "raw R² on held-out photos" in text
     assert page.locator("#scatter svg circle.after").count() == 120
     page.wait_for_function(
         "() => { const i = document.querySelector('#filter-panel img.mapimg');"

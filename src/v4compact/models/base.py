@@ -92,7 +92,10 @@ class V4Model(nn.Module):
     def to_input_tensor(images: np.ndarray, device: torch.device | str = "cpu",
                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Pixels 0-255 ``(N, 112, 112, 3)`` (numpy) -> re-centred ``(N, 3, 112, 112)`` tensor."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=dtype)
+        images = np.ascontiguousarray(images)
+        if not images.flags.writeable:  # torch.from_numpy warns on read-only memory
+            images = images.copy()
+        x = torch.from_numpy(images).to(device=device, dtype=dtype)
         x = x - torch.as_tensor(IMAGE_MEAN, device=device, dtype=dtype)
         return x.permute(0, 3, 1, 2)
 

@@ -83,6 +83,13 @@ def _normalise_array(arr: np.ndarray, size: int) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise InvalidInputError("images contain NaN or infinite values")
+        if arr.min() >= 0 and 0 < arr.max() <= 1:
+            warnings.warn(
+                "float images lie within 0-1, but the models take pixels 0-255: multiply "
+                "them by 255",
+                UserWarning,
+                stacklevel=3,
+            )
         arr = arr.astype(np.float32, copy=False)
     elif arr.dtype != np.uint8:
         if arr.min() < 0 or arr.max() > 255:

@@ -259,7 +259,7 @@ def _parse_keras_config(layers: list[tuple[str, str, dict]], path: Path) -> dict
 
     seq = [entry for entry in layers if entry[0] != "InputLayer"]
     roles: dict[str, str] = {}
-    eps_values, relus, pos = [], [], 0
+    eps_values, relus, filters, pos = [], [], [], 0
     for k in range(5):
         want = "Conv2D" if k == 0 else "SeparableConv2D"
         if pos >= len(seq) or seq[pos][0] != want:
@@ -273,6 +273,7 @@ def _parse_keras_config(layers: list[tuple[str, str, dict]], path: Path) -> dict
                 or cfg.get("data_format", "channels_last") != "channels_last"):
             raise fail(f"{name}: kernel, stride, padding or activation differ")
         roles[f"conv{k}" if k == 0 else f"sep{k}"] = name
+        filters.append(cfg.get("filters"))
         pos += 1
         if pos >= len(seq) or seq[pos][0] != "BatchNormalization":
             raise fail(f"no batch norm after layer {k}")
@@ -304,7 +305,8 @@ def _parse_keras_config(layers: list[tuple[str, str, dict]], path: Path) -> dict
             raise fail("spatial pool is not a 28x28 'valid' depthwise convolution")
     else:
         raise fail(f"head layers {head}")
-    return {"kind": kind, "relu": relus[0], "bn_eps": eps_values[0], "roles": roles}
+    return {"kind": kind, "relu": relus[0], "bn_eps": eps_values[0], "roles": roles,
+            "filters": filters}
 
 
 # ---------------------------------------------------------------------------- .h5 (Keras 2)
@@ -410,7 +412,7 @@ def _load_npy_restricted(path: Path) -> np.ndarray:
             shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
             shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-        if dtype != object:
+        if not dtype.hasobject:
             fh.seek(0)
             return np.load(fh, allow_pickle=False)
         array = _NumpyOnlyUnpickler(fh).load()
@@ -494,6 +496,11 @@ def _finish(keras_weights: dict[str, list[np.ndarray]], arch: dict, path: Path,
         num_outputs = 1 if kind == "compact" else int(keras_weights["mixing"][0].shape[-1])
     except (IndexError, KeyError):
         raise ModelFormatError(f"{path.name}: kernel arrays have the wrong rank") from None
+    if arch.get("filters") is not None and arch["filters"] != num_filters:
+        raise ModelFormatError(
+            f"{path.name}: the config says {arch['filters']} filters per layer but the weights "
+            f"have {num_filters}; the file is inconsistent, fetch it again"
+        )
     sd = keras_to_state_dict(keras_weights, kind)
     _check_state_dict(sd, kind, num_filters, num_outputs, path)
     return ModelWeights(kind, num_filters, num_outputs, arch["relu"], arch["bn_eps"], sd,

@@ -221,3 +221,70 @@ def _device(device: torch.device | str) -> torch.device:
         return torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise InvalidInputError(f"invalid device {device!r} ({err})") from None
+
+
+def load_compact_population(neurons=None, device: torch.device | str = "cpu",
+                            data_dir: str | os.PathLike | None = None,
+                            progress: bool = False):
+    """Load compact models and fuse them into one module (one forward pass for all).
+
+    Args:
+        neurons: ``None`` for all 219 model neurons, or a list of neuron ids
+            (``"201025/10"``, ``"compact/201025/10"``) or ``(session, neuron)`` pairs.
+        device: torch device for the fused weights.
+        data_dir: data directory (default: :func:`v4compact.config.data_dir`).
+        progress: show a progress bar while the model files are read.
+
+    Returns:
+        A :class:`~v4compact.models.population.CompactPopulation` (``model_id``
+        ``"population"``), columns in canonical order (sessions 190923, 201025, 210225,
+        211022; neurons in index order) named by ``.neuron_ids``.
+
+    Raises:
+        UnknownSessionError, UnknownNeuronError: a neuron that has no compact model.
+        InvalidInputError: an empty selection, a malformed id or a neuron given twice.
+        DataNotFoundError: a model file is not in the data directory.
+    """
+    from .population import CompactPopulation
+
+    pairs = [_parse_neuron(n) for n in
+             (model_neuron_ids() if neurons is None else _as_list(neurons))]
+    if not pairs:
+        raise InvalidInputError("no neurons selected; pass None for all 219 or a list of ids")
+    pairs = [_check_neuron(s, k) for s, k in pairs]
+    if len(set(pairs)) != len(pairs):
+        dup = sorted({f"{s}/{k}" for s, k in pairs if pairs.count((s, k)) > 1})
+        raise InvalidInputError(f"neurons given twice: {', '.join(dup)}; give each once")
+    if progress:
+        from tqdm.auto import tqdm
+
+        pairs = tqdm(pairs, desc="loading compact models", unit="model")
+    models = [load_compact_model(s, k, data_dir=data_dir) for s, k in pairs]
+    return CompactPopulation(models).to(_device(device))
+
+
+def _as_list(neurons) -> list:
+    if isinstance(neurons, str) or (
+        isinstance(neurons, tuple) and len(neurons) == 2
+        and not any("/" in str(part) for part in neurons)
+    ):
+        return [neurons]  # one id or one (session, neuron) pair
+    try:
+        return list(neurons)
+    except TypeError:
+        raise InvalidInputError(
+            f"neurons must be None or a list of ids like '201025/10', got {neurons!r}"
+        ) from None
+
+
+def _parse_neuron(neuron) -> tuple:
+    if isinstance(neuron, tuple | list) and len(neuron) == 2:
+        return neuron[0], neuron[1]
+    text = str(neuron)
+    text = text[len("compact/"):] if text.startswith("compact/") else text
+    session, sep, index = text.partition("/")
+    if not sep or "/" in index:
+        raise InvalidInputError(
+            f"bad neuron id {neuron!r}; use '<session>/<neuron>', e.g. '201025/10'"
+        )
+    return session, index

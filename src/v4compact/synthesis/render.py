@@ -189,8 +189,6 @@ def render(
                                 "objectives.neuron('201025/2')")
     device = model_device(model) if device is None else torch.device(device)
     model.to(device)
-    was_training = model.training
-    model.eval()
     n = _num_images(objective, num_images)
 
     full_objective = objective
@@ -226,6 +224,13 @@ def render(
             img = current_images()
             update_best(full_objective(RenderContext(model, img - mean)), img)
 
+    was_training = model.training
+    model.eval()
+    # Only image gradients are needed: skipping the weight gradients (layer 0's costs as
+    # much as its forward pass) makes a step about 3x faster on CPU.
+    grad_flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in grad_flags:
+        p.requires_grad_(False)
     history = np.zeros((preset.steps, n), dtype=np.float32)
     snapshots, snapshot_steps = [], []
     bar = tqdm(range(preset.steps), desc="synthesis", unit="step", disable=not progress,
@@ -234,7 +239,8 @@ def render(
         for step in bar:
             img = current_images()
             x = transform(img, generator) if transform is not None else img
-            scores = full_objective(RenderContext(model, x - mean))
+            x = (x - mean).contiguous(memory_format=torch.channels_last)
+            scores = full_objective(RenderContext(model, x))
             if scores.shape != (n,):
                 raise InvalidInputError(f"objective returned shape {tuple(scores.shape)}, "
                                         f"expected ({n},)")
@@ -276,6 +282,8 @@ def render(
     finally:
         bar.close()
         model.train(was_training)
+        for p, flag in grad_flags:
+            p.requires_grad_(flag)
 
     images = _to_uint8_nhwc(best_pixels)
     responses, target_ids, target_responses = _final_responses(model, objective, images, device)

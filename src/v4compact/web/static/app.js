@@ -107,6 +107,7 @@ async function gallery(params) {
     session: params.get("session") || "",
     animal: params.get("animal") || "",
     minR2: params.get("min_r2") || "",
+    maxFilters: params.get("max_filters") || "",
     sort: params.get("sort") || "performance",
   };
   const built = cards.filter((c) => c.built).length;
@@ -119,13 +120,14 @@ async function gallery(params) {
     el("option", { value: "", text: "all monkeys" }),
     animals.map((a) => el("option", { value: a, text: a })));
   const minR2 = el("input", { id: "filter-r2", type: "number", min: "0", max: "1", step: "0.05", placeholder: "0.0" });
+  const maxFilters = el("input", { id: "filter-size", type: "number", min: "5", step: "5", placeholder: "any" });
   const sort = el("select", { id: "sort" },
     el("option", { value: "performance", text: "best predicted first" }),
     el("option", { value: "filters", text: "fewest filters first" }),
     el("option", { value: "filters-desc", text: "most filters first" }),
     el("option", { value: "id", text: "session and number" }));
   selectSession.value = state.session; selectAnimal.value = state.animal;
-  minR2.value = state.minR2; sort.value = state.sort;
+  minR2.value = state.minR2; sort.value = state.sort; maxFilters.value = state.maxFilters;
 
   function render() {
     let list = cards.slice();
@@ -133,6 +135,8 @@ async function gallery(params) {
     if (selectAnimal.value) list = list.filter((c) => c.animal === selectAnimal.value);
     const threshold = parseFloat(minR2.value);
     if (!Number.isNaN(threshold)) list = list.filter((c) => c.heldout && c.heldout.value >= threshold);
+    const limit = parseInt(maxFilters.value, 10);
+    if (!Number.isNaN(limit)) list = list.filter((c) => c.total_filters !== null && c.total_filters <= limit);
     const perf = (c) => (c.heldout ? c.heldout.value : -1);
     const total = (c) => c.total_filters ?? 1e9;
     if (sort.value === "performance") list.sort((a, b) => perf(b) - perf(a));
@@ -144,11 +148,12 @@ async function gallery(params) {
     if (selectSession.value) query.set("session", selectSession.value);
     if (selectAnimal.value) query.set("animal", selectAnimal.value);
     if (minR2.value) query.set("min_r2", minR2.value);
+    if (maxFilters.value) query.set("max_filters", maxFilters.value);
     if (sort.value !== "performance") query.set("sort", sort.value);
     const hash = "#/" + (query.toString() ? "?" + query : "");
     if (location.hash !== hash && !(location.hash === "" && hash === "#/")) history.replaceState(null, "", hash);
   }
-  for (const input of [selectSession, selectAnimal, minR2, sort]) input.addEventListener("input", render);
+  for (const input of [selectSession, selectAnimal, minR2, maxFilters, sort]) input.addEventListener("input", render);
 
   view.replaceChildren(
     el("h1", { text: "219 neurons from a monkey's visual cortex" }),
@@ -169,6 +174,7 @@ async function gallery(params) {
       el("label", {}, "Session", selectSession),
       el("label", {}, "Monkey", selectAnimal),
       el("label", {}, "Minimum R²", minR2),
+      el("label", {}, "At most this many filters", maxFilters),
       el("label", {}, "Sort", sort),
       count),
     grid);
@@ -207,6 +213,7 @@ function scatterPlot(measured, predicted, after = null, title = "") {
   label((W + pad) / 2, H - 8, "measured response (spikes per 100 ms)");
   label(12, (H - pad) / 2, "model prediction", true);
   label(pad, H - pad + 14, fmt(mx0, 1)); label(W - 15, H - pad + 14, fmt(mx1, 1));
+  label(pad - 14, H - pad, fmt(py0, 1)); label(pad - 14, 14, fmt(py1, 1));
   for (let i = 0; i < measured.length; i++) {
     root.append(svg("circle", { cx: sx(measured[i]), cy: sy(predicted[i]), r: 2.6, class: "pt" }));
     if (after) root.append(svg("circle", { cx: sx(measured[i]), cy: sy(after[i]), r: 2.6, class: "pt after" }));
@@ -230,12 +237,14 @@ function imageStrip(items, { selectable = false, onSelect = null, selected = nul
 function drawKernel(canvas, kernel, range, rgb) {
   const h = kernel.length, w = kernel[0].length;
   canvas.width = w; canvas.height = h;
+  // colour kernels are scaled one by one (their colours matter, not their size)
+  const own = rgb ? Math.max(...kernel.flat(2).map(Math.abs)) : range;
   const ctx = canvas.getContext("2d");
   const data = ctx.createImageData(w, h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
     const px = kernel[y][x], o = 4 * (y * w + x);
     if (rgb) {
-      for (let c = 0; c < 3; c++) data.data[o + c] = Math.max(0, Math.min(255, 128 + 127 * px[c] / (range || 1)));
+      for (let c = 0; c < 3; c++) data.data[o + c] = Math.max(0, Math.min(255, 128 + 127 * px[c] / (own || 1)));
     } else {
       const v = px[0] / (range || 1); // diverging: blue (negative) - white - red (positive)
       data.data[o] = v > 0 ? 255 : Math.round(255 * (1 + v));
@@ -276,7 +285,7 @@ async function neuronPage(params, sid, idx) {
   page.push(el("p", {},
     el("a", { class: "button", href: `#/synthesize?neurons=${id}` , text: "Invent new images for this neuron" }), " ",
     el("a", { class: "button secondary", href: `#/session/${detail.session_id}`, text: "See the recording session" })));
-  if (detail.build_hint) page.push(el("p", { class: "note", text: detail.build_hint }));
+  if (detail.build_hint) page.push(el("p", { class: "note", text: `Note for whoever runs this site: ${detail.build_hint}` }));
 
   // performance
   const perf = el("section", { class: "panel", id: "performance" });
@@ -288,7 +297,7 @@ async function neuronPage(params, sid, idx) {
       `Each dot is one picture the model never saw while it was being trained (${detail.heldout.num_images} pictures). ` +
       "Left-right: how strongly the real neuron fired. Up-down: what the model predicted. " +
       "Dots close to a rising line mean good predictions."));
-    perf.append(el("p", {}, el("b", { text: `${detail.heldout.metric} = ${fmt(detail.heldout.value)}` }),
+    perf.append(el("p", {}, el("b", { text: `${detail.heldout.metric.replace("R^2", "R²")} = ${fmt(detail.heldout.value)}` }),
       el("span", { class: "muted", text: ` (${detail.heldout.note})` })));
     scatterBox.append(scatterPlot(detail.heldout_points.measured, detail.heldout_points.predicted, null, "measured vs predicted"));
   } else {
@@ -385,7 +394,7 @@ async function neuronPage(params, sid, idx) {
     try {
       const result = await api(`${base}/ablation?layer=${layer}&filter=${index}`);
       status.replaceChildren(el("b", { text: `With ${layer} filter ${index} switched off: ` }),
-        `${result.metric} goes from ${fmt(result.before)} to ${fmt(result.after)}; predictions change by ` +
+        `${result.metric.replace("R^2", "R²")} goes from ${fmt(result.before)} to ${fmt(result.after)}; predictions change by ` +
         `${fmt(result.mean_abs_change, 3)} on average.`);
       status.className = "ablation-text";
       for (const k of net.querySelectorAll(".kernel")) k.classList.toggle("ablated", k.dataset.layer === layer && Number(k.dataset.index) === index);
@@ -397,6 +406,8 @@ async function neuronPage(params, sid, idx) {
     } catch (error) { status.replaceChildren(); showError(status, error); }
   }
 
+  const layersBox = el("div", { class: "layers" });
+  net.append(el("div", { class: "netgrid" }, layersBox, el("div", { class: "side" }, filterPanel)));
   for (const layer of network.layers) {
     const row = el("div", { class: "kernels" });
     layer.kernels.forEach((kernel, i) => {
@@ -409,16 +420,15 @@ async function neuronPage(params, sid, idx) {
     });
     const what = layer.kind === "conv" ? "colour filters looking at the picture"
       : "filters combining the maps of the layer before (each square: its 5×5 spatial pattern)";
-    net.append(el("div", { class: "layer" },
+    layersBox.append(el("div", { class: "layer" },
       el("div", { class: "layer-head", text: `${layer.name}: ${layer.num_filters} ${what}` }), row));
   }
   const readout = el("canvas", { class: "mapimg", id: "readout-map" });
   drawHeat(readout, network.readout_map);
-  net.append(el("div", { class: "layer" },
+  layersBox.append(el("div", { class: "layer" },
     el("div", { class: "layer-head", text: "readout: where in the picture the neuron looks" }),
     el("p", { class: "legend", text: "The last step adds up the layer-4 maps, weighted by position. Bright spots " +
       "are the parts of the picture that matter most (its \"receptive field\")." }), readout));
-  net.append(filterPanel);
 }
 
 // ---------- Synthesize ----------

@@ -1,0 +1,241 @@
+"""``CompactPopulation``: many compact models (up to all 219) run in one forward pass.
+
+The models are folded (batch norm into the convolutions) and packed into groups of
+consecutive models, each group one block-diagonal network (:mod:`.fused`). The forward pass
+runs every group on a few images at a time, so layer 0's wide feature map stays in cache,
+and concatenates the outputs: ``(N, num_models)`` in the order of :attr:`neuron_ids`
+(canonical: sessions 190923, 201025, 210225, 211022, neurons in index order).
+
+The population equals the separate :class:`~v4compact.models.compact.CompactModel` objects
+column by column (to float32 rounding) and is differentiable with respect to its input;
+when a gradient is recorded each group is checkpointed (recomputed in the backward pass),
+so memory stays that of one group rather than of 219 models' feature maps. The folded
+weights are buffers, not parameters: train single compact models, not the population.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..data.catalog import MODEL_SESSIONS
+from ..errors import InvalidInputError
+from .base import V4Model
+from .fused import FusedGroup, fold_compact_state, plan_groups
+from .macs import STAGES, compact_macs
+
+#: Layer-0 channels per fused group; ~64 keeps one image's layer-0 map (3 MB) in L2/L3 cache.
+DEFAULT_GROUP_CHANNELS = 64
+#: Images per group call on CPU (cache-sized work); on other devices the whole batch.
+DEFAULT_CPU_MICRO_BATCH = 2
+
+
+def canonical_key(neuron_id: str) -> tuple[int, int]:
+    """Sort key of a ``"session/neuron"`` id in the canonical output order.
+
+    Raises:
+        InvalidInputError: an id that is not ``"<model session>/<neuron>"``.
+    """
+    session, _, neuron = str(neuron_id).partition("/")
+    try:
+        return MODEL_SESSIONS.index(int(session)), int(neuron)
+    except ValueError:
+        raise InvalidInputError(
+            f"neuron id {neuron_id!r} is not '<session>/<neuron>' with a session among "
+            f"{', '.join(map(str, MODEL_SESSIONS))}"
+        ) from None
+
+
+class CompactPopulation(V4Model):
+    """Several compact models fused into one module with one output column per model.
+
+    Args:
+        models: :class:`~v4compact.models.compact.CompactModel` objects (one output each,
+            ReLU networks, distinct ``neuron_ids``); they are sorted into canonical order.
+        group_channels: target layer-0 channels per fused group (a tuning knob; results do
+            not depend on it beyond float32 rounding).
+        micro_batch: images per group call; ``None`` picks 2 on CPU and the whole batch on
+            other devices.
+
+    Attributes:
+        model_id: ``"population"``.
+        neuron_ids: ``"session/neuron"`` of each output column, canonical order.
+        groups: the :class:`~v4compact.models.fused.FusedGroup` modules.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], group_channels: int = DEFAULT_GROUP_CHANNELS,
+                 micro_batch: int | None = None) -> None:
+        super().__init__()
+        models = list(models)
+        if not models:
+            raise InvalidInputError("a population needs at least one compact model")
+        for model in models:
+            if len(getattr(model, "neuron_ids", [])) != 1 or not hasattr(model, "bn_eps"):
+                raise InvalidInputError(
+                    f"{type(model).__name__} is not a compact model; build populations from "
+                    "CompactModel objects (v4compact.load_compact_model)"
+                )
+            if not getattr(model, "relu", True):
+                raise InvalidInputError(
+                    f"{model.neuron_ids[0]}: a population fuses ReLU networks only"
+                )
+        ids = [m.neuron_ids[0] for m in models]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise InvalidInputError(f"neurons given twice: {', '.join(dup)}; give each once")
+        order = sorted(range(len(models)), key=lambda i: canonical_key(ids[i]))
+        models = [models[i] for i in order]
+        if not isinstance(group_channels, int) or group_channels < 1:
+            raise InvalidInputError(
+                f"group_channels must be a positive integer, got {group_channels!r}"
+            )
+        if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
+            raise InvalidInputError(
+                f"micro_batch must be a positive integer or None, got {micro_batch!r}"
+            )
+        self.model_id = "population"
+        self.neuron_ids = [m.neuron_ids[0] for m in models]
+        self.micro_batch = micro_batch
+        self.group_channels = group_channels
+        self.filters_per_model = [list(map(int, m.num_filters)) for m in models]
+        self.bn_eps_per_model = [float(m.bn_eps) for m in models]
+        self._num_parameters = sum(int(m.num_parameters) for m in models)
+        # CPU copies of the original weights: export and to_compact_models() rebuild from them
+        self._sources = [
+            {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models
+        ]
+        folded = [fold_compact_state(s, eps) for s, eps in
+                  zip(self._sources, self.bn_eps_per_model, strict=True)]
+        device = next(iter(models[0].state_dict().values())).device
+        plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
+        self.groups = nn.ModuleList(FusedGroup([folded[i] for i in g]) for g in plan)
+        self.to(device)
+        self.eval()
+
+    # -- V4Model interface ------------------------------------------------------------
+    @property
+    def layer_names(self) -> list[str]:
+        """``["layer0", "layer1.depthwise", "layer1", ..., "layer4", "output"]``."""
+        names = ["layer0"]
+        for k in range(1, 5):
+            names += [f"layer{k}.depthwise", f"layer{k}"]
+        return names + ["output"]
+
+    @property
+    def num_filters(self) -> list[int]:
+        """Filters of each of the five layers, summed over the models."""
+        return [int(v) for v in np.sum(self.filters_per_model, axis=0)]
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters of the separate models, summed (the population has none)."""
+        return self._num_parameters
+
+    @property
+    def device(self) -> torch.device:
+        """The device holding the fused weights."""
+        return self.groups[0].conv0_weight.device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Re-centred float images ``(N, 3, 112, 112)`` -> responses ``(N, num_models)``."""
+        return self._run_groups(x, None)
+
+    def forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """Feature maps of every model at one layer, concatenated along channels.
+
+        Args:
+            x: re-centred images ``(N, 3, 112, 112)``.
+            layer: one of :attr:`layer_names`.
+
+        Returns:
+            ``(N, sum of the models' channels, H, W)`` (models in :attr:`neuron_ids` order,
+            each model's channels in its own order), or ``(N, num_models)`` for ``"output"``.
+        """
+        self.check_layer(layer)
+        return self._run_groups(x, None if layer == "output" else layer)
+
+    # -- extras -----------------------------------------------------------------------
+    def macs(self) -> dict[str, int]:
+        """Multiply-accumulates per image, stage by stage, summed over the models.
+
+        Returns:
+            ``{stage: MACs}`` for each name of :data:`v4compact.models.macs.STAGES` plus
+            ``"total"``; counted from the filter counts (the arithmetic of the separate
+            models, not the zeros of the block-diagonal matrices).
+        """
+        out = dict.fromkeys(STAGES, 0)
+        for filters in self.filters_per_model:
+            for stage, count in compact_macs(filters).items():
+                out[stage] += count
+        out["total"] = sum(out[s] for s in STAGES)
+        return out
+
+    def channel_slices(self, layer: str) -> list[slice]:
+        """Which channels of :meth:`forward_to` ``(x, layer)`` belong to each model.
+
+        Args:
+            layer: a layer name other than ``"output"``.
+
+        Returns:
+            One ``slice`` per model, in :attr:`neuron_ids` order.
+        """
+        self.check_layer(layer)
+        if layer == "output":
+            raise InvalidInputError("'output' has one column per model; no channel slices")
+        name, _, part = layer.partition(".")
+        k = int(name[len("layer"):])
+        index = k - 1 if part == "depthwise" else k
+        widths = [f[index] for f in self.filters_per_model]
+        bounds = np.concatenate([[0], np.cumsum(widths)])
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def to_compact_models(self) -> list[nn.Module]:
+        """Rebuild the separate :class:`CompactModel` objects (on the population's device)."""
+        from .compact import CompactModel
+
+        out = []
+        for nid, filters, eps, state in zip(self.neuron_ids, self.filters_per_model,
+                                            self.bn_eps_per_model, self._sources, strict=True):
+            model = CompactModel(filters, eps, model_id=f"compact/{nid}", neuron_id=nid)
+            model.load_state_dict(state)
+            out.append(model.to(self.device).eval())
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"model_id={self.model_id!r}, num_outputs={self.num_outputs}, "
+                f"groups={len(self.groups)}, group_channels={self.group_channels}")
+
+    # -- internals ----------------------------------------------------------------------
+    def _run_groups(self, x: torch.Tensor, stop: str | None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, 112, 112):
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InvalidInputError(
+                f"population input must be a float tensor (N, 3, 112, 112) of re-centred "
+                f"images, got {shape}; use .predict() for numpy images"
+            )
+        if not x.is_floating_point():
+            raise InvalidInputError(
+                f"population input must be a float tensor, got {x.dtype}; re-centre the "
+                "images first (or use .predict())"
+            )
+        weight = self.groups[0].conv0_weight
+        x = x.to(device=weight.device, dtype=weight.dtype).contiguous(
+            memory_format=torch.channels_last
+        )
+        grad = torch.is_grad_enabled() and x.requires_grad
+        step = self.micro_batch
+        if step is None:
+            step = DEFAULT_CPU_MICRO_BATCH if x.device.type == "cpu" else max(len(x), 1)
+        rows = []
+        for start in range(0, max(len(x), 1), step):  # an empty batch runs once, empty
+            part = x[start:start + step]
+            if grad:
+                outs = [checkpoint(g, part, stop, use_reentrant=False) for g in self.groups]
+            else:
+                outs = [g(part, stop) for g in self.groups]
+            rows.append(torch.cat(outs, dim=1))
+        return rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
