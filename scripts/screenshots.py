@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--no-build", action="store_true", help="use the cache as it is")
+    parser.add_argument("--only", nargs="+", default=None, metavar="PAGE",
+                        help="take only these screenshots (gallery neuron synthesize try "
+                        "sessions session tutorial)")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -69,36 +72,54 @@ def main(argv: list[str] | None = None) -> int:
             page.screenshot(path=str(path), full_page=full_page)
             print(f"wrote {path}")
 
-        page.goto("/")
-        page.wait_for_selector("#gallery-cards .card img")
-        page.wait_for_load_state("networkidle")
-        shot("gallery")
+        def gallery() -> None:
+            page.goto("/")
+            page.wait_for_selector("#gallery-cards .card img")
+            page.wait_for_load_state("networkidle")
+            shot("gallery")
 
-        page.goto("/#/neuron/201025/10")
-        page.wait_for_selector("#network canvas.kernel")
-        page.locator('canvas.kernel[data-layer="layer3"][data-index="2"]').click()
-        page.wait_for_selector("#filter-panel .ablation-text")
-        page.wait_for_load_state("networkidle")
-        shot("neuron", full_page=True)
+        def neuron() -> None:
+            page.goto("/#/neuron/201025/10")
+            page.wait_for_selector("#network canvas.kernel")
+            page.locator('canvas.kernel[data-layer="layer3"][data-index="2"]').click()
+            page.wait_for_selector("#filter-panel .ablation-text")
+            page.wait_for_load_state("networkidle")
+            shot("neuron", full_page=True)
 
-        page.goto("/#/synthesize?neurons=201025/10&steps=120&seed=1")
-        page.click("#syn-start")
-        page.wait_for_selector("#syn-results .result-image")
-        shot("synthesize")
+        def synthesize() -> None:
+            page.goto("/#/synthesize?neurons=201025/10&steps=120&seed=1")
+            page.click("#syn-start")
+            page.wait_for_selector("#syn-results .result-image")
+            shot("synthesize")
 
-        page.goto("/#/try")
-        page.set_input_files("#try-file", str(photo))
-        page.wait_for_selector("#response-bars .bar")
-        shot("try")
+        def try_image() -> None:
+            page.goto("/#/try")
+            page.set_input_files("#try-file", str(photo))
+            page.wait_for_selector("#response-bars .bar")
+            shot("try")
 
-        page.goto("/#/sessions")
-        page.wait_for_selector("#sessions-table tbody tr")
-        shot("sessions")
+        def sessions() -> None:
+            page.goto("/#/sessions")
+            page.wait_for_selector("#sessions-table tbody tr")
+            shot("sessions")
 
-        page.goto("/#/session/201025")
-        page.wait_for_selector("img.figure")
-        page.wait_for_function("() => document.querySelector('img.figure').complete")
-        shot("session", full_page=True)
+        def session() -> None:
+            page.goto("/#/session/201025")
+            page.wait_for_selector("img.figure")
+            page.wait_for_function("() => document.querySelector('img.figure').complete")
+            shot("session", full_page=True)
+
+        def tutorial() -> None:
+            page.goto("/#/tutorial/02_predict_and_evaluate")
+            page.wait_for_selector(".nb-cell")
+            shot("tutorial")
+
+        steps = {"gallery": gallery, "neuron": neuron, "synthesize": synthesize,
+                 "try": try_image, "sessions": sessions, "session": session,
+                 "tutorial": tutorial}
+        for name, take in steps.items():
+            if args.only is None or name in args.only:
+                take()
         browser.close()
     return 0
 

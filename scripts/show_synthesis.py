@@ -53,21 +53,26 @@ def main(argv=None) -> int:
                         help="starts per neuron for the presets other than upstream")
     parser.add_argument("--figure", default="docs/img/fig2a_201025_2.png")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--directions", default="max,min", help="max, min or both")
+    parser.add_argument("--neurons", default=",".join(NEURONS),
+                        help="comma-separated neuron ids (default: the 10 above)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    models = {nid: load_compact_model(*nid.split("/")) for nid in NEURONS}
+    neurons = args.neurons.split(",")
+    directions = [d == "min" for d in args.directions.split(",")]
+    models = {nid: load_compact_model(*nid.split("/")) for nid in neurons}
     t0 = time.perf_counter()
     ranges = natural_range(models)
     print(f"natural held-out ranges computed in {time.perf_counter() - t0:.0f} s")
-    routed = RoutedModels(list(models.values()), model_id="compact[10 neurons]")
+    routed = RoutedModels(list(models.values()), model_id=f"compact[{len(neurons)} neurons]")
     summary = []
     for preset in args.presets.split(","):
         seeds = args.seeds if preset == "upstream" else args.compare_seeds
-        for minimize in (False, True):
+        for minimize in directions:
             t0 = time.perf_counter()
-            result = synthesize(routed, NEURONS, seeds=seeds, preset=preset, steps=args.steps,
+            result = synthesize(routed, neurons, seeds=seeds, preset=preset, steps=args.steps,
                                 minimize=minimize, seed=0, device=args.device)
             elapsed = time.perf_counter() - t0
             ids = result.target_ids
@@ -75,7 +80,7 @@ def main(argv=None) -> int:
             ref = np.array([ranges[i][0 if minimize else 1] for i in ids])
             beats = resp < ref if minimize else resp > ref
             per_neuron = [bool(beats[[j for j, t in enumerate(ids) if t == nid]].all())
-                          for nid in NEURONS]
+                          for nid in neurons]
             row = {"preset": preset, "direction": "min" if minimize else "max",
                    "steps": args.steps, "starts_per_neuron": seeds,
                    "fraction_starts": float(beats.mean()),
@@ -90,12 +95,13 @@ def main(argv=None) -> int:
                         "natural_extreme": float(e)}
                        for t, s, r, e in zip(ids, result.start_index, resp, ref, strict=True)]
             (out / tag / "vs_natural.json").write_text(json.dumps(details, indent=1))
-            if preset == "upstream" and not minimize and args.figure:
+            if preset == "upstream" and not minimize and args.figure and "201025/2" in neurons:
                 fig = synthesis_figure(result, neuron="201025/2",
                                        reference=ranges["201025/2"][1])
                 Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(args.figure, dpi=110)
-    (out / "summary.json").write_text(json.dumps({"neurons": NEURONS, "natural_range": ranges,
+    name = f"summary_{args.presets.replace(',', '+')}_{args.directions.replace(',', '+')}.json"
+    (out / name).write_text(json.dumps({"neurons": neurons, "natural_range": ranges,
                                                   "rows": summary}, indent=1))
     print()
     print(f"{'preset':<16}{'dir':<5}{'starts':>7}{'frac starts':>13}{'frac neurons':>14}"

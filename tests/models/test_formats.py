@@ -108,3 +108,18 @@ def test_config_that_disagrees_with_the_weights(tmp_path, data_dir):
         _rewrite_keras(source, path, edit)
         with pytest.raises(ModelFormatError, match=text):
             read_model_file(path)
+
+
+def test_a_shared_file_is_not_a_compact_model(data_dir):
+    from v4compact.errors import ModelFormatError
+    from v4compact.models.compact import CompactModel
+    from v4compact.models.shared import SharedCompactModel
+
+    shared_dir = data_dir / "data_shared_compact_models" / "from_vgg19"
+    shared = read_model_file(shared_dir / "shared_compact_model_5filters.keras")
+    with pytest.raises(ModelFormatError, match="load_shared_model"):
+        CompactModel.from_weights(shared)
+    compact = read_model_file(
+        data_dir / "data_compact_models" / "models_keras" / "compact_model_190923_neuron0.keras")
+    with pytest.raises(ModelFormatError, match="load_compact_model"):
+        SharedCompactModel.from_weights(compact)

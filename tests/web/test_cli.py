@@ -50,3 +50,34 @@ def test_site_build_bad_arguments(tmp_path, capsys, extra, phrase):
     assert main(["site", "build", "--cache-dir", str(tmp_path), "--no-sessions", *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and phrase in err and err.count("\n") == 1
+
+
+def test_serve_starts_on_loopback_and_stops(tmp_path, data_dir):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from v4compact.web.server import free_port
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "v4compact", "serve", "--port", str(port),
+        "--data-dir", str(data_dir), "--cache-dir", str(tmp_path),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health is not None, process.stdout.read().decode() if process.poll() else "no answer"
+        assert health["status"] == "ok" and health["cache_dir"] == str(tmp_path.resolve())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -127,8 +127,8 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
                                        batch_size=batch_size)]
     if isinstance(model, str):
         if model == "compact":
-            return _compact_loaders(sessions, batch_size, device, data_dir)
-        if model == "shared":
+            ids = compact_model_ids(sessions)
+        elif model == "shared":
             ids = shared_model_ids()
         else:
             ids = [model]
@@ -143,51 +143,6 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
         f"cannot evaluate a {type(model).__name__}; give a model id, 'compact', 'shared', "
         "a torch.nn.Module or the path of an .onnx file"
     )
-
-
-def _compact_loaders(sessions, batch_size: int, device, data_dir) -> list:
-    """One loader per session: its compact models fused into one population module.
-
-    The models of a session only ever see that session's images, so fusing per session
-    costs no more multiply-adds than running them one by one, with far less overhead. A
-    session without images gets a placeholder that is never run (its rows are skipped).
-    """
-    from ..data.catalog import MODEL_SESSIONS
-    from ..data.session import load_session
-
-    chosen = MODEL_SESSIONS if sessions is None else _session_list(sessions)
-    loaders = []
-    for sid in chosen:
-        ids = [i.split("/", 1)[1] for i in compact_model_ids([sid])]
-        if load_session(sid, data_dir=data_dir).has_images:
-            loaders.append(_population_loader(ids, batch_size, device, data_dir))
-        else:
-            loaders.append(_placeholder(ids))
-    return loaders
-
-
-def _population_loader(neuron_ids: list[str], batch_size: int, device, data_dir):
-    def load() -> Predictor:
-        from ..models.registry import load_compact_population
-
-        kwargs = {"data_dir": data_dir}
-        if device is not None:
-            kwargs["device"] = device
-        population = load_compact_population(neuron_ids, **kwargs)
-        pred = torch_predictor(population, batch_size=batch_size, device=device)
-        pred.column_models = [f"compact/{i}" for i in pred.neuron_ids]
-        return pred
-
-    return load
-
-
-def _placeholder(neuron_ids: list[str]):
-    def never(images):
-        raise RuntimeError("placeholder predictor of a session without images was run")
-
-    pred = Predictor("compact", list(neuron_ids), never,
-                     column_models=[f"compact/{i}" for i in neuron_ids])
-    return lambda: pred
 
 
 def _registry_loader(model_id: str, batch_size: int, device, data_dir):
@@ -332,14 +287,14 @@ def evaluate(
                 f"for session {sid}; use metric='raw_r2'"
             )
             if reason:
-                scores += [NeuronScore(sid, k, pred.model_of(f"{sid}/{k}"), "skipped",
+                scores += [NeuronScore(sid, k, pred.name, "skipped",
                                        math.nan, split=split, mapping="", note=reason)
                            for k in wanted]
                 continue
             used, columns = _predict_session(pred, entry, split, mapping, seed)
             for k, values in columns:
                 pending.setdefault((sid, chosen), []).append(
-                    (pred.model_of(f"{sid}/{k}"), k, used, values))
+                    (pred.name, k, used, values))
     if progress and len(loaders) > 1:
         bar.close()
     for (sid, chosen), items in pending.items():

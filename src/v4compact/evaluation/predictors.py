@@ -26,20 +26,11 @@ class Predictor:
         name: the model id or a user-given name, written in the ``model`` column.
         neuron_ids: ``"session/neuron"`` of each output column, or ``None`` for features.
         run: callable ``uint8 (N, 112, 112, 3) -> float (N, K)``.
-        column_models: optional model id of each output column (for fused populations).
     """
 
     name: str
     neuron_ids: list[str] | None
     run: Any
-    column_models: list[str] | None = None
-
-    def model_of(self, neuron_id: str) -> str:
-        """The ``model`` column for a neuron: per-column names (a fused population of
-        compact models gives ``compact/<session>/<k>``), else :attr:`name`."""
-        if self.column_models is None or self.neuron_ids is None:
-            return self.name
-        return self.column_models[self.neuron_ids.index(neuron_id)]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Outputs for ``images`` as float64 ``(N, K)`` (feature maps are flattened)."""

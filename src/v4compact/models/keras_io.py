@@ -66,7 +66,8 @@ FORMATS = ("keras", "weights-h5", "npy", "torch", "h5")
 FORMAT_ALIASES = {"pt": "torch", "weights_h5": "weights-h5", "weights.h5": "weights-h5"}
 
 # Keras 3 stores each layer's variables under layers/<auto name>/vars/<i>; the auto names
-# follow the class and the creation order, which is fixed for the released models.
+# follow the class and the order of the layers. A .keras file's config gives that order; a
+# weights-only file has none, so it is read with the order of the released models.
 _KERAS3_PATHS_CORE = {
     "conv0": "conv2d",
     "bn0": "batch_normalization",
@@ -76,6 +77,18 @@ _KERAS3_PATHS_CORE = {
 _KERAS3_PATHS = {
     "compact": {**_KERAS3_PATHS_CORE, "dense": "dense"},
     "shared": {**_KERAS3_PATHS_CORE, "mixing": "conv2d_1", "spatial_pool": "depthwise_conv2d"},
+}
+# Keras 3 weight-group name of each layer class (snake case of the class name).
+_KERAS3_CLASS_NAMES = {
+    "InputLayer": "input_layer",
+    "Conv2D": "conv2d",
+    "SeparableConv2D": "separable_conv2d",
+    "DepthwiseConv2D": "depthwise_conv2d",
+    "BatchNormalization": "batch_normalization",
+    "Activation": "activation",
+    "ReLU": "re_lu",
+    "Flatten": "flatten",
+    "Dense": "dense",
 }
 # Keras 2 variable names (suffixes after "<layer>_1/"), in the order of the weight list.
 _KERAS2_VARS = {
@@ -191,10 +204,13 @@ def read_keras(path: str | os.PathLike) -> ModelWeights:
         ) from None
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{path.name}: config.json is not valid JSON ({err})") from None
-    arch = _parse_keras_config(_config_layers(config, path), path)
+    layers = _config_layers(config, path)
+    arch = _parse_keras_config(layers, path)
+    auto_names = _keras3_auto_names(layers, path)
+    h5_paths = {role: auto_names[name] for role, name in arch["roles"].items()}
     try:
         with h5py.File(io.BytesIO(blob), "r") as h5:
-            keras_weights = _read_keras3_vars(h5, arch["kind"], path)
+            keras_weights = _read_keras3_vars(h5, h5_paths, path)
     except OSError as err:
         raise ModelFormatError(f"{path.name}: model.weights.h5 is unreadable ({err})") from None
     return _finish(keras_weights, arch, path, "keras")
@@ -212,16 +228,36 @@ def read_weights_h5(path: str | os.PathLike) -> ModelWeights:
                     f"{path.name} has no 'layers' group: not a Keras 3 .weights.h5 file"
                 )
             kind = "shared" if "depthwise_conv2d" in h5["layers"] else "compact"
-            keras_weights = _read_keras3_vars(h5, kind, path)
+            keras_weights = _read_keras3_vars(h5, _KERAS3_PATHS[kind], path)
     except OSError as err:
         raise ModelFormatError(f"{path.name} is not a readable HDF5 file ({err})") from None
     arch = {"kind": kind, "relu": True, "bn_eps": DEFAULT_BN_EPS}
     return _finish(keras_weights, arch, path, "weights-h5")
 
 
-def _read_keras3_vars(h5, kind: str, path: Path) -> dict[str, list[np.ndarray]]:
+def _keras3_auto_names(layers: list[tuple[str, str, dict]], path: Path) -> dict[str, str]:
+    """Config layer name -> the name Keras 3 stores its variables under (``conv2d_1`` ...).
+
+    Keras 3 names each layer's weight group after its class in snake case, numbered in
+    order of appearance (``conv2d``, ``conv2d_1``, ...), not after the layer's own name.
+    """
+    counts: dict[str, int] = {}
     out = {}
-    for role, name in _KERAS3_PATHS[kind].items():
+    for cls, name, _ in layers:
+        base = _KERAS3_CLASS_NAMES.get(cls)
+        if base is None:
+            raise ModelFormatError(
+                f"{path.name}: layer {name!r} of class {cls} is not part of a compact model"
+            )
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        out[name] = base if n == 0 else f"{base}_{n}"
+    return out
+
+
+def _read_keras3_vars(h5, h5_paths: dict[str, str], path: Path) -> dict[str, list[np.ndarray]]:
+    out = {}
+    for role, name in h5_paths.items():
         group = h5.get(f"layers/{name}/vars")
         if group is None:
             raise ModelFormatError(

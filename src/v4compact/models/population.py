@@ -232,7 +232,7 @@ class CompactPopulation(V4Model):
             step = DEFAULT_CPU_MICRO_BATCH if x.device.type == "cpu" else max(len(x), 1)
         rows = []
         for start in range(0, max(len(x), 1), step):  # an empty batch runs once, empty
-            part = x[start:start + step]
+            part = x if step >= len(x) else x[start:start + step]
             if grad:
                 outs = [checkpoint(g, part, stop, use_reentrant=False) for g in self.groups]
             else:

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
 from ..errors import InvalidInputError
 from ..images import IMAGE_MEAN, IMAGE_SIZE
+
+
+@contextmanager
+def inference_mode_of(model: torch.nn.Module):
+    """Put every submodule in eval mode and restore each one's own flag afterwards.
+
+    (``model.train(was_training)`` would switch submodules that were in eval mode, e.g. the
+    members of a freshly built wrapper, into training mode — batch norm would then use
+    batch statistics and overwrite its running averages.)
+    """
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -56,16 +75,11 @@ def predict(model: torch.nn.Module, images, batch_size: int = 64, device=None) -
     device = model_device(model) if device is None else torch.device(device)
     n = len(images)
     chunks = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                batch = check_images(images[start: start + batch_size])
-                out = model(to_model_input(batch, device))
-                chunks.append(out.reshape(out.shape[0], -1).float().cpu().numpy())
-    finally:
-        model.train(was_training)
+    with inference_mode_of(model), torch.no_grad():
+        for start in range(0, n, batch_size):
+            batch = check_images(images[start: start + batch_size])
+            out = model(to_model_input(batch, device))
+            chunks.append(out.reshape(out.shape[0], -1).float().cpu().numpy())
     if not chunks:
         raise InvalidInputError("no images to predict; give at least one image")
     return np.concatenate(chunks, axis=0)

@@ -224,7 +224,7 @@ def render(
             img = current_images()
             update_best(full_objective(RenderContext(model, img - mean)), img)
 
-    was_training = model.training
+    mode_flags = [(m, m.training) for m in model.modules()]
     model.eval()
     # Only image gradients are needed: skipping the weight gradients (layer 0's costs as
     # much as its forward pass) makes a step about 3x faster on CPU.
@@ -281,7 +281,8 @@ def render(
         score_untransformed()  # the image after the last step
     finally:
         bar.close()
-        model.train(was_training)
+        for m, flag in mode_flags:
+            m.training = flag
         for p, flag in grad_flags:
             p.requires_grad_(flag)
 

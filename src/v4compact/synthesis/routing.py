@@ -48,6 +48,7 @@ class RoutedModels(nn.Module):
         self.register_buffer("_owner", torch.tensor(owner), persistent=False)
         self.register_buffer("_local", torch.tensor(local), persistent=False)
         self.model_id = model_id or f"routed[{len(models)} models]"
+        self.train(False)  # the members are inference models (batch norm frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All outputs for all images: ``(N, 3, 112, 112)`` re-centred -> ``(N, num_outputs)``."""

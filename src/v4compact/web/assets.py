@@ -404,7 +404,12 @@ def build_site(
 
     stats_path = cache / "population_stats.json"
     if population and (force or not stats_path.is_file()):
-        report.stats_built = build_population_stats(cache, data_dir, settings, device) is not None
+        try:
+            stats = build_population_stats(cache, data_dir, settings, device)
+        except V4CompactError as err:
+            report.failed["population statistics"] = str(err)
+        else:
+            report.stats_built = stats is not None
     if sessions:
         from ..data.catalog import list_sessions
 

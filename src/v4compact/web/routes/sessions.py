@@ -39,7 +39,7 @@ def _summary(request: Request, info) -> SessionSummary:
         image_types=info.image_types,
         has_models=info.has_models,
         has_images=has_images,
-        figure_url=f"/api/sessions/{info.session_id}/figure.png" if has_images else None,
+        figure_url=f"/api/sessions/{info.session_id}/figure.png",
     )
 
 
