@@ -121,16 +121,16 @@ LOAD_DATA = [
         sessions = v4compact.list_sessions()
         print(len(sessions), "sessions; splits:", sorted({s.split for s in sessions}))
         print()
-        print("the test sessions (their neurons have compact models):")
+        print("the test sessions:")
         for info in v4compact.list_sessions(split="test"):
+            models = "compact models" if info.has_models else "no models"
             print(f"  {info.session_id}  monkey {info.animal}  {info.num_neurons:3d} neurons  "
-                  f"{info.num_images:5d} images  ~{info.median_repeats} repeats  "
-                  f"({info.image_types})")
+                  f"{info.num_images:5d} images  ~{info.median_repeats:2d} repeats  {models}")
         """),
     md("""
         The **train** sessions taught the large "ensemble" model; the **test** sessions were
-        kept aside to check it. Each of the 219 neurons of the first four test sessions was
-        then given its own small *compact model* — the subject of the next notebooks.
+        kept aside to check it. Each of the 219 neurons of four test sessions was then given
+        its own small *compact model* — the subject of the next notebooks.
 
         ## 2. One session
 
@@ -292,7 +292,10 @@ PREDICT = [
            noise-corrected metrics matter;
         4. compare it with a *shared* compact model that predicts all 219 neurons at once.
         """),
-    setup_cell("session:201025 compact-models:201025/10 shared-models:from_ensemble_model"),
+    setup_cell("session:201025 compact-models:201025/10 shared-models:from_ensemble_model", """
+        from v4compact import metrics
+        from v4compact.evaluation import METRIC_LABELS
+        """),
     md("""
         ## 1. Load a model
 
@@ -328,8 +331,6 @@ PREDICT = [
         print(predicted.shape, measured.shape)
         """),
     code("""
-        from v4compact import metrics
-
         r = metrics.pearson_r(measured, predicted)
         plt.figure(figsize=(4.5, 4))
         plt.scatter(predicted, measured, s=8, alpha=0.5)
@@ -430,9 +431,9 @@ PREDICT = [
         plt.axvline(ours, color="k", ls="--", label="neuron 201025/10 (shared model)")
         plt.axvline(score.value, color="tab:orange", ls="--",
                     label="neuron 201025/10 (its own compact model)")
-        plt.xlabel(f"{shared_result.scores[0].metric} on held-out images")
+        plt.xlabel(METRIC_LABELS[shared_result.scores[0].metric] + ", held-out images")
         plt.ylabel("neurons of session 201025")
-        plt.legend(frameon=False, fontsize=8)
+        plt.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         plt.show()
         """),
     md("""
@@ -501,7 +502,8 @@ PREFERRED = [
         gradient steps, a little blur to avoid pixel noise, pixel values kept in 0-255.
         """),
     code("""
-        result = synthesize(model, seeds=4, steps=50, preset="upstream", progress=False)
+        result = synthesize(model, seeds=4, steps=30, preset="upstream", snapshot_every=5,
+                            progress=False)
         print("responses to the synthesized images:", np.round(result.target_responses, 2))
         print("best natural image:                 ", round(float(ranking.predicted.max()), 2))
         synthesis_figure(result, reference=float(ranking.predicted.max()))
@@ -524,12 +526,13 @@ PREFERRED = [
     md("""
         ## 3. Watch an image evolve
 
-        With `snapshot_every`, the run keeps the images along the way.
+        Because we asked for `snapshot_every=5`, the run also kept the images along the way
+        (`result.snapshots`, shape `(snapshots, images, 112, 112, 3)`). Here is the first
+        random start, from noise to preferred stimulus:
         """),
     code("""
-        run = synthesize(model, seeds=1, steps=40, snapshot_every=8, progress=False)
-        frames = run.snapshots[:, 0]                         # (snapshots, 112, 112, 3)
-        titles = [f"step {s}" for s in run.snapshot_steps]
+        frames = result.snapshots[:, 0]                      # (snapshots, 112, 112, 3)
+        titles = [f"step {s}" for s in result.snapshot_steps]
         image_grid(frames, titles=titles, ncols=len(frames))
         """),
     md("""
@@ -540,8 +543,8 @@ PREFERRED = [
         neuron need colour to respond strongly?
         """),
     code("""
-        lowest = synthesize(model, seeds=2, steps=40, minimize=True, progress=False)
-        gray = synthesize(model, seeds=2, steps=40, grayscale=True, progress=False)
+        lowest = synthesize(model, seeds=2, steps=20, minimize=True, progress=False)
+        gray = synthesize(model, seeds=2, steps=20, grayscale=True, progress=False)
 
         images = np.concatenate([result.images[:2], gray.images, lowest.images])
         values = np.concatenate([result.target_responses[:2], gray.target_responses,
@@ -617,8 +620,9 @@ FILTERS = [
         plt.show()
         """),
     md("""
-        Many look like small edge or colour-contrast detectors — like the filters found in
-        the first layers of other vision networks, and in the early visual cortex.
+        Some are light-dark stripes (edge detectors), others colour-opponent patches
+        (red against green, blue against yellow) — much like the filters in the first layer
+        of other vision networks, and like neurons of the early visual cortex.
 
         ## 2. What each layer computes for one image
 
@@ -697,13 +701,14 @@ FILTERS = [
         ## 5. What does a filter like? Synthesis for a filter
 
         The synthesis engine of notebook 3 can target any filter of any layer instead of the
-        output: `channel("layer2", k)` is the mean activity of layer-2 filter `k`. Giving one
-        filter per image optimises them all in one batch.
+        output: `channel("layer2", k, where="center")` is the activity of layer-2 filter `k`
+        at the centre of the image. Giving one filter per image optimises them all in one
+        batch.
         """),
     code("""
         filters = list(range(model.num_filters[2]))
-        objective = channel("layer2", filters)                 # one filter per image
-        found = render(model, objective, num_images=len(filters), steps=60, progress=False)
+        objective = channel("layer2", filters, where="center")  # one filter per image
+        found = render(model, objective, num_images=len(filters), steps=25, progress=False)
 
         fig, axes = plt.subplots(1, len(filters), figsize=(2.2 * len(filters), 2.4))
         for ax, k, picture in zip(np.atleast_1d(axes), filters, found.images):
@@ -784,6 +789,11 @@ EXPERIMENT = [
         print(f"gaudy version drives the model more for "
               f"{100 * summary['frac_gaudy_above_natural']:.0f}% of the images")
         experiment.figure
+        """),
+    md("""
+        The model's output is on its own scale (its mean can be negative), so compare the
+        conditions with each other rather than with zero. Points above the diagonal are images
+        whose gaudy (or grayscale) version drives the model more than the original.
         """),
     md("""
         ## 2. Map the receptive field

@@ -20,10 +20,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-DEFAULT_NEURONS = [
-    "201025/10", "190923/0", "190923/4", "210225/5", "210225/9", "201025/2", "201025/5",
-    "201025/7", "211022/3",
-]
+DEFAULT_NEURONS = ["201025/10", "190923/0", "210225/5", "201025/2", "211022/3"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else None
     if not args.no_build:
         report = build_site(args.cache_dir, data_dir=data_dir, neurons=DEFAULT_NEURONS,
-                            settings=SiteSettings(steps=args.steps, seeds=3, stats_images=20),
+                            settings=SiteSettings(steps=args.steps, seeds=3, stats_images=10),
                             sessions=False)
         print(report.summary())
     out = Path(args.out)

@@ -40,6 +40,8 @@ _LAZY = {
     "list_models": "v4compact.models.registry",
     "export_model": "v4compact.models.export",
     "evaluate": "v4compact.evaluation",
+    "synthesize": "v4compact.synthesis.render",
+    "render": "v4compact.synthesis.render",
 }
 
 __all__ = [

@@ -102,7 +102,14 @@ def _load(value, name: str):
         return value
     if isinstance(value, (str, os.PathLike)):
         return EvaluationResult.from_csv(value)
-    raise InvalidInputError(f"{name} must be an EvaluationResult, the path of its CSV, or None")
+    if isinstance(value, (list, tuple)) and value:
+        merged = _load(value[0], name)
+        for item in value[1:]:
+            merged.extend(_load(item, name))
+        return merged
+    raise InvalidInputError(
+        f"{name} must be an EvaluationResult, a CSV path, a list of those, or None"
+    )
 
 
 _STYLE = """
@@ -135,8 +142,8 @@ def build_report(
         data_dir: data directory (default: ``$V4COMPACT_DATA``, then the cache).
         sessions: model sessions to evaluate (default: all four; 211022 is reported as
             skipped when its images are missing).
-        compact: results of ``evaluate("compact")`` (an EvaluationResult or its CSV path)
-            to reuse instead of recomputing.
+        compact: results of ``evaluate("compact")`` to reuse instead of recomputing: an
+            EvaluationResult, the path of its CSV, or a list of those (merged).
         shared: results of the shared models, likewise.
         teachers: teachers of the shared models to evaluate (default: all 7).
         num_filters: filter counts of the shared models to evaluate (default: all 8).

@@ -90,10 +90,20 @@ def test_report_and_figure_cli_reuse_results(compact_result, shared_result, data
     code = main(["figure", "fig3d", "--results", str(shared_csv), "--out",
                  str(tmp_path / "fig3d.png"), "--data-dir", str(data_dir)])
     assert code == 0 and (tmp_path / "fig3d.png").stat().st_size > 10_000
+    # several CSVs (e.g. one per teacher) are merged
+    parts = []
+    for k, model in enumerate(SHARED):
+        rows = [s for s in shared_result.scores if s.model == model]
+        parts.append(str(EvaluationResult(scores=rows).to_csv(tmp_path / f"part{k}.csv")))
     code = main(["report", "--out", str(tmp_path / "cli_report"), "--compact-results",
-                 str(compact_csv), "--shared-results", str(shared_csv), "--quiet",
+                 str(compact_csv), "--shared-results", *parts, "--quiet",
                  "--data-dir", str(data_dir)])
     assert code == 0 and (tmp_path / "cli_report" / "index.html").is_file()
+    merged = EvaluationResult.from_csv(tmp_path / "cli_report" / "shared.csv")
+    assert merged.models == SHARED and len(merged) == len(shared_result)
+    code = main(["figure", "fig3d", "--results", *parts, "--out", str(tmp_path / "f.svg"),
+                 "--data-dir", str(data_dir)])
+    assert code == 0 and (tmp_path / "f.svg").is_file()
 
 
 def test_figure_cli_snr_and_missing_results(tmp_path, data_dir, capsys):

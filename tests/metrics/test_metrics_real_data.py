@@ -108,3 +108,13 @@ def test_bootstrap_ci_brackets_estimate_and_covers_truth():
     assert all(isinstance(v, float) for v in one) and one[1] <= one[0] <= one[2]
     with pytest.raises(InvalidInputError, match="ci"):
         bootstrap_ci(raw_r2, sim.responses, sim.predictions, ci=95)
+
+
+def test_bootstrap_fast_path_equals_resampling_loop(raw_210325):
+    averaged = np.nanmean(raw_210325, axis=2)
+    predictions = np.where(np.isnan(raw_210325[:, :, 1]), 0.0, raw_210325[:, :, 1])
+    predictions[2, 7] = np.nan  # NaN pairs are dropped per resample in both paths
+    fast = bootstrap_ci(raw_r2, averaged, predictions, num_boot=60, seed=4)
+    loop = bootstrap_ci(lambda y, x: raw_r2(y, x), averaged, predictions, num_boot=60, seed=4)
+    for a, b in zip(fast, loop, strict=True):
+        assert np.allclose(a, b, atol=1e-10, equal_nan=True)

@@ -20,8 +20,9 @@ def register(subparsers, parents) -> None:
     parser.add_argument("name", choices=FIGURES, help="which figure")
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="output image (.png, .pdf, .svg)")
-    parser.add_argument("--results", metavar="CSV",
-                        help="reuse results of 'v4compact evaluate compact|shared --out CSV'")
+    parser.add_argument("--results", nargs="+", metavar="CSV",
+                        help="reuse results of 'v4compact evaluate compact|shared --out CSV' "
+                        "(several CSVs are merged)")
     parser.add_argument("--sessions", nargs="+", metavar="SID",
                         help="sessions (default: the four model sessions; all for snr)")
     parser.add_argument("--num-boot", type=int, default=0, metavar="N",
@@ -43,7 +44,9 @@ def run(args) -> int:
         fig = snr_distribution(sessions=args.sessions, data_dir=args.data_dir)
     else:
         if args.results:
-            result = EvaluationResult.from_csv(args.results)
+            result = EvaluationResult.from_csv(args.results[0])
+            for path in args.results[1:]:
+                result.extend(EvaluationResult.from_csv(path))
         else:
             sessions = args.sessions or list(MODEL_SESSIONS)
             result = evaluate("compact" if args.name == "fig1h" else "shared",

@@ -16,10 +16,11 @@ def register(subparsers, parents) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--sessions", nargs="+", metavar="SID",
                         help="model sessions (default: 190923 201025 210225 211022)")
-    parser.add_argument("--compact-results", metavar="CSV",
-                        help="reuse 'v4compact evaluate compact' results instead of computing")
-    parser.add_argument("--shared-results", metavar="CSV",
-                        help="reuse 'v4compact evaluate shared' results instead of computing")
+    parser.add_argument("--compact-results", nargs="+", metavar="CSV",
+                        help="reuse 'v4compact evaluate compact' results (one or more CSVs, "
+                        "merged) instead of computing")
+    parser.add_argument("--shared-results", nargs="+", metavar="CSV",
+                        help="reuse 'v4compact evaluate shared' results (one or more CSVs)")
     parser.add_argument("--teachers", nargs="+", metavar="T",
                         help="shared-model teachers to evaluate (default: all 7)")
     parser.add_argument("--num-filters", nargs="+", type=int, metavar="F",

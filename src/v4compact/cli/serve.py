@@ -80,6 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_queue=max(0, args.queue),
         time_limit_s=args.time_limit,
         device=args.device,
+        preload=True,
     )
     print(f"V4 explorer on http://{args.host}:{args.port}/  (Ctrl-C stops it)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

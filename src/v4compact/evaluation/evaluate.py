@@ -155,6 +155,9 @@ def _registry_loader(model_id: str, batch_size: int, device, data_dir):
         return torch_predictor(load_model(model_id, **kwargs), batch_size=batch_size,
                                device=device)
 
+    parts = model_id.split("/")
+    if len(parts) == 3 and parts[0] == "compact" and parts[1].isdigit() and parts[2].isdigit():
+        load.compact_neuron = (int(parts[1]), int(parts[2]))  # known without loading
     load.model_id = model_id
     return load
 
@@ -270,6 +273,14 @@ def evaluate(
     scores: list[NeuronScore] = []
     bar = tqdm(loaders, desc="evaluating", unit="model", disable=not progress or len(loaders) < 2)
     for load in bar:
+        known = getattr(load, "compact_neuron", None)
+        if known is not None and (sessions is None or known[0] in _session_list(sessions)):
+            entry = _load(known[0], data_dir, store)
+            if entry.skip_reason:  # no images: skip without loading the model file
+                scores.append(NeuronScore(known[0], known[1], load.model_id, "skipped",
+                                          math.nan, split=split, mapping="",
+                                          note=entry.skip_reason))
+                continue
         pred = load()
         for sid in _model_sessions(pred.neuron_ids, sessions):
             entry = _load(sid, data_dir, store)

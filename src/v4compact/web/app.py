@@ -9,7 +9,9 @@ ASGI server::
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -50,6 +52,7 @@ def create_app(
     repo_url: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_models: int = 8,
+    preload: bool = False,
 ) -> FastAPI:
     """Build the explorer app.
 
@@ -65,6 +68,7 @@ def create_app(
         repo_url: GitHub URL used in "open in Colab" links (default: ``$V4COMPACT_REPO_URL``).
         max_upload_bytes: largest accepted request body (uploads), in bytes.
         max_models: compact models kept in memory at once (least recently used are dropped).
+        preload: load the 219-neuron population model in the background at startup.
 
     Returns:
         The FastAPI application.
@@ -84,6 +88,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if preload:
+            # load the 219-neuron population in the background, so the first visitor of
+            # "Try your image" does not wait for it
+            threading.Thread(target=_preload, args=(state,), daemon=True).start()
         yield
         state.pool.shutdown()
 
@@ -110,6 +118,13 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_upload_bytes + 64 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _preload(state: ExplorerState) -> None:
+    try:
+        state.population()
+    except V4CompactError as err:  # the page will say the same when it is used
+        logging.getLogger(__name__).warning("could not preload the population model: %s", err)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -309,8 +309,10 @@ def build_session_figure(session_id: int, cache_dir: Path, data_dir=None) -> Pat
     path = session_figure_path(cache_dir, session_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = plot_session(load_session(session_id, data_dir=data_dir))
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=80)
+    # a unique temporary name: two requests may draw the same figure at once
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as fh:
+        figure.savefig(fh, format="png", dpi=80)
+        tmp = fh.name
     os.replace(tmp, path)
     return path
 

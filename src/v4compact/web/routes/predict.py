@@ -15,14 +15,17 @@ from .deps import data_url, explorer
 router = APIRouter(prefix="/api", tags=["predict"])
 
 
-def predict_population(state, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
+#: Time allowed to load the 219 compact models on the first request (seconds).
+MODEL_LOAD_LIMIT_S = 900.0
+
+
+def predict_population(state, model, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode an upload and run the library's 219-neuron population model on it.
 
     Returns:
         ``(image uint8 (112, 112, 3), responses float32 (219,), neuron ids)``.
     """
     image = load_upload(data, max_bytes=state.max_upload_bytes)
-    model = state.population()
     responses = np.asarray(model.predict(image[None], device=state.device)).reshape(-1)
     return image, responses, list(model.neuron_ids)
 
@@ -40,7 +43,9 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     state = explorer(request)
     data = await image.read(state.max_upload_bytes + 1)
     check_size(len(data), state.max_upload_bytes)
-    pixels, responses, neuron_ids = await state.pool.run(predict_population, state, data)
+    # loading the models (once) has its own, longer limit than the prediction itself
+    model = await state.pool.run(state.population, time_limit_s=MODEL_LOAD_LIMIT_S)
+    pixels, responses, neuron_ids = await state.pool.run(predict_population, state, model, data)
     stats = assets.population_stats(state.cache_dir)
     items = []
     for neuron_id, value in zip(neuron_ids, responses, strict=True):

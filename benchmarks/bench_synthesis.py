@@ -1,0 +1,100 @@
+"""Synthesis speed: many neurons in one batched job vs one neuron at a time.
+
+Modes (upstream preset, 1 start per neuron):
+
+* ``batched``  — all K neurons x 1 start as ONE job (one batch of K images, one loop, one
+  progress bar); each image runs only through its own neuron's compact model (routing).
+* ``fused``    — the same job through the fused population's all-neuron forward
+  (``route=False``): every image runs through all K models. Timed on a few steps only.
+* ``single``   — one neuron at a time (a K-long loop of 1-image jobs); timed on
+  ``--single-sample`` neurons and extrapolated to K (the table says so).
+
+Prints a table: mode, neurons, images per step, seconds for all steps (measured or
+extrapolated), optimisation steps per second of the whole K-neuron job, image-steps/s.
+
+Run:  python benchmarks/bench_synthesis.py --neurons 219 --steps 100 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from v4compact.models.registry import load_compact_model, model_neuron_ids
+from v4compact.synthesis import synthesize
+from v4compact.synthesis.routing import RoutedModels
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _time(fn, device: str) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--neurons", type=int, default=219, help="K neurons (<= 219)")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--single-sample", type=int, default=5,
+                        help="neurons timed one at a time (then extrapolated to K)")
+    parser.add_argument("--fused-steps", type=int, default=0,
+                        help="also time the fused all-neuron forward for this many steps")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    ids = model_neuron_ids()
+    stride = max(1, len(ids) // args.neurons)
+    chosen = ids[::stride][: args.neurons]
+    t0 = time.perf_counter()
+    models = [load_compact_model(*n.split("/"), device=args.device) for n in chosen]
+    print(f"loaded {len(models)} compact models in {time.perf_counter() - t0:.1f} s "
+          f"on {args.device} ({torch.get_num_threads()} CPU threads)")
+    k, steps = len(models), args.steps
+    rows = []
+
+    # warm-up (allocator, oneDNN / cuDNN kernel choice)
+    synthesize(models[0], seeds=1, steps=2, progress=False, device=args.device)
+
+    routed = RoutedModels(models, model_id="population(routed)")
+    sec = _time(lambda: synthesize(routed, chosen, seeds=1, steps=steps, progress=True,
+                                   device=args.device), args.device)
+    rows.append(("batched (routed, one job)", k, k, sec, "measured"))
+
+    if args.fused_steps:
+        from v4compact.models.population import CompactPopulation
+
+        population = CompactPopulation(models)
+        fs = args.fused_steps
+        sec_f = _time(lambda: synthesize(population, chosen, seeds=1, steps=fs, route=False,
+                                         progress=True, device=args.device), args.device)
+        rows.append(("batched (fused all-neuron)", k, k, sec_f * steps / fs,
+                     f"extrapolated from {fs} steps"))
+
+    m = min(args.single_sample, k)
+    sec_1 = sum(_time(lambda mod=mod: synthesize(mod, seeds=1, steps=steps, progress=False,
+                                                 device=args.device), args.device)
+                for mod in models[:m])
+    rows.append(("one neuron at a time", k, 1, sec_1 / m * k,
+                 f"extrapolated from {m} neurons"))
+
+    print()
+    print(f"{'mode':<28}{'neurons':>8}{'img/step':>9}{'seconds':>10}{'steps/s':>9}"
+          f"{'img-steps/s':>13}  note")
+    for mode, neurons, per_step, seconds, note in rows:
+        print(f"{mode:<28}{neurons:>8}{per_step:>9}{seconds:>10.1f}{steps / seconds:>9.3f}"
+              f"{neurons * steps / seconds:>13.1f}  {note}")
+    print(f"\n{steps} upstream steps per neuron, 1 start each, device {args.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
