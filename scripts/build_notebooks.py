@@ -67,8 +67,8 @@ def setup_cell(fetch: str, imports: str = "") -> dict:
     lines = [
         SETUP_MARKER,
         "# On Google Colab it installs v4compact and downloads the data this notebook uses",
-        "# (a few MB, into ~/.cache/v4compact). Anywhere else it uses the installed package and",
-        "# the data directory named by $V4COMPACT_DATA (or the cache that",
+        "# (tens of MB, into ~/.cache/v4compact). Anywhere else it uses the installed package",
+        "# and the data directory named by $V4COMPACT_DATA (or the cache that",
         f"# `v4compact data fetch {fetch}` fills).",
         "import sys",
         "",
@@ -543,14 +543,19 @@ PREFERRED = [
         neuron need colour to respond strongly?
         """),
     code("""
-        lowest = synthesize(model, seeds=2, steps=20, minimize=True, progress=False)
-        gray = synthesize(model, seeds=2, steps=20, grayscale=True, progress=False)
+        gray = synthesize(model, seeds=2, steps=30, grayscale=True, progress=False)  # as above
+        lowest = synthesize(model, seeds=2, steps=15, minimize=True, progress=False)
 
         images = np.concatenate([result.images[:2], gray.images, lowest.images])
         values = np.concatenate([result.target_responses[:2], gray.target_responses,
                                  lowest.target_responses])
         labels = ["max, colour"] * 2 + ["max, gray"] * 2 + ["min"] * 2
         image_grid(images, titles=[f"{t}: {v:.2f}" for t, v in zip(labels, values)], ncols=2)
+        """),
+    md("""
+        The colour and gray images had the same number of steps. If the gray ones reach a
+        much lower response, this neuron needs colour to respond strongly — a prediction one
+        could test on the real neuron.
         """),
     md("""
         ## Try it yourself
@@ -698,17 +703,36 @@ FILTERS = [
             print(f"without layer-4 filter {k}: R² = {metrics.raw_r2(measured, ablated):.3f}")
         """),
     md("""
-        ## 5. What does a filter like? Synthesis for a filter
+        ## 5. What does a filter like?
 
-        The synthesis engine of notebook 3 can target any filter of any layer instead of the
-        output: `channel("layer2", k, where="center")` is the activity of layer-2 filter `k`
-        at the centre of the image. Giving one filter per image optimises them all in one
-        batch.
+        Two ways to find out, as for the whole neuron in notebook 3. First, the natural images
+        that drive a filter most: here for each filter of layer 2, the four held-out images
+        with the strongest activity anywhere in its map.
+        """),
+    code("""
+        maps = model.activations(images, "layer2")                 # (200, 28, 28, K2)
+        peak = maps.max(axis=(1, 2))                               # (200, K2)
+        count = maps.shape[-1]
+
+        fig, axes = plt.subplots(count, 4, figsize=(6, 1.6 * count))
+        for k in range(count):
+            for j, i in enumerate(np.argsort(peak[:, k])[::-1][:4]):
+                axes[k, j].imshow(images[i])
+                axes[k, j].axis("off")
+            axes[k, 0].set_title(f"layer2 filter {k}", loc="left", fontsize=9)
+        plt.show()
+        """),
+    md("""
+        Second, synthesis: the engine of notebook 3 can target any filter of any layer
+        instead of the output. `channel("layer2", k)` is the mean activity of layer-2 filter
+        `k` over the image, so the image fills with the pattern the filter likes. Giving one
+        filter per image optimises them all in one batch. With only 30 steps the patterns are
+        faint; `steps=300` makes them clearer.
         """),
     code("""
         filters = list(range(model.num_filters[2]))
-        objective = channel("layer2", filters, where="center")  # one filter per image
-        found = render(model, objective, num_images=len(filters), steps=25, progress=False)
+        objective = channel("layer2", filters)                 # one filter per image
+        found = render(model, objective, num_images=len(filters), steps=30, progress=False)
 
         fig, axes = plt.subplots(1, len(filters), figsize=(2.2 * len(filters), 2.4))
         for ax, k, picture in zip(np.atleast_1d(axes), filters, found.images):
@@ -749,7 +773,7 @@ EXPERIMENT = [
         2. map the neuron's **receptive field** with small dots;
         3. measure **tuning curves** for the orientation of a bar and for colour.
         """),
-    setup_cell("session:201025 compact-models:201025/10", """
+    setup_cell("session:201025 compact-models:201025", """
         from v4compact.experiments import dot, gaudy_experiment, tuning_curve
         from v4compact.images import gaudy, grayscale
         """),
@@ -794,6 +818,26 @@ EXPERIMENT = [
         The model's output is on its own scale (its mean can be negative), so compare the
         conditions with each other rather than with zero. Points above the diagonal are images
         whose gaudy (or grayscale) version drives the model more than the original.
+
+        ### Is it true for other neurons?
+
+        One neuron is an anecdote. `load_compact_population` fuses the compact models of
+        several neurons into one network that predicts them all in one pass; the experiment
+        then runs on all of them at once. Here: every eleventh neuron of the session, on 100
+        held-out images.
+        """),
+    code("""
+        neurons = [f"201025/{k}" for k in range(0, 89, 11)]
+        population = v4compact.load_compact_population(neurons)
+        many = gaudy_experiment(population, "session:201025", indices=heldout[:100])
+        for row in many.summary.rows:
+            print(f"{row['neuron']:>10}: gaudy > natural for "
+                  f"{100 * row['frac_gaudy_above_natural']:3.0f}% of the images")
+        """),
+    md("""
+        If the gaudy versions win for most images in most neurons, the models predict that
+        exaggerated edges and colours drive V4 in general — the kind of prediction Cowley et
+        al. went on to test on real V4 neurons.
         """),
     md("""
         ## 2. Map the receptive field
@@ -860,8 +904,9 @@ EXPERIMENT = [
         - Does the response depend on the **size** of the dot at the receptive-field centre?
           `tuning_curve(model, "dot", "size", [4, 8, 16, 32, 64], x=..., y=...)`
         - Any image array works with `model.predict`: try textures, faces, your own photos.
-        - Many neurons at once: the shared model of notebook 2
-          (`v4compact.load_model("shared/from_ensemble_model/25")`) takes the same calls, with
+        - Many neurons at once: a population (`v4compact.load_compact_population()` with no
+          argument loads all 219 compact models) or the shared model of notebook 2
+          (`v4compact.load_model("shared/from_ensemble_model/25")`) take the same calls, with
           `neurons=[...]` to pick neurons by id, e.g. `"201025/10"`.
 
         Remember: these are predictions of a model. They suggest what to test on the real

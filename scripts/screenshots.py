@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             page.goto("/#/synthesize?neurons=201025/10&steps=120&seed=1")
             page.click("#syn-start")
             page.wait_for_selector("#syn-results .result-image")
-            shot("synthesize")
+            shot("synthesize", full_page=True)
 
         def try_image() -> None:
             page.goto("/#/try")

@@ -53,6 +53,12 @@ def test_security_headers_on_pages_and_errors(client):
         assert headers["x-frame-options"] == "DENY"
 
 
+def test_openapi_schema_lists_the_routes(client):
+    schema = client.get("/api/openapi.json").json()
+    assert "/api/predict" in schema["paths"]
+    assert "/api/neurons/{session_id}/{neuron}" in schema["paths"]
+
+
 def test_index_serves_the_single_page_app(client):
     response = client.get("/")
     assert response.status_code == 200 and "/static/app.js" in response.text

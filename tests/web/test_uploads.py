@@ -86,3 +86,29 @@ def test_decompression_bomb_is_refused():
     with pytest.raises(UploadError) as info:
         decode_image(buf.getvalue(), max_pixels=50_000_000 // 2)
     assert info.value.status_code == 413 and "pixels" in str(info.value)
+
+
+def test_body_limit_applies_without_content_length(data_dir, tmp_path):
+    """A chunked upload (no Content-Length) is cut off at the limit with 413."""
+    from fastapi.testclient import TestClient
+
+    from v4compact.web.app import create_app
+
+    app = create_app(data_dir=data_dir, cache_dir=tmp_path, max_upload_bytes=1000)
+
+    def chunks():
+        yield (
+            b"--x1\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n"
+        )
+        for _ in range(200):
+            yield b"x" * 1000
+
+    with TestClient(app) as client:
+        response = client.post(
+            "/api/predict",
+            content=chunks(),
+            headers={"content-type": "multipart/form-data; boundary=x1"},
+        )
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]

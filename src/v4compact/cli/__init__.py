@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "v4compact.cli.report",
     "v4compact.cli.serve",
     "v4compact.cli.synthesize",
+    "v4compact.cli.models",
 ]
 
 

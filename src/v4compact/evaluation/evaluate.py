@@ -306,8 +306,7 @@ def evaluate(
             for k, values in columns:
                 pending.setdefault((sid, chosen), []).append(
                     (pred.name, k, used, values))
-    if progress and len(loaders) > 1:
-        bar.close()
+    bar.close()
     for (sid, chosen), items in pending.items():
         scores += _score(store[sid].session, chosen, items, split, num_boot, ci, seed)
     order = {m: i for i, m in enumerate(dict.fromkeys(s.model for s in scores))}

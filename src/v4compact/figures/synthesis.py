@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -137,20 +138,29 @@ def ranking_figure(ranking, k: int = 16, ncols: int = 8) -> Figure:
     rows = math.ceil(k / ncols)
     side = 2 if ranking.measured is not None else 1
     cell = 1.1
-    fig = Figure(figsize=(side * ncols * cell + 0.3 * side, 2 * rows * (cell + 0.25) + 1.0))
-    outer = fig.add_gridspec(2, side, left=0.01, right=0.99, bottom=0.01, top=0.9,
-                             wspace=0.06, hspace=0.25)
+    width = max(6.0, side * ncols * cell + 0.3 * side)
+    height = 2 * rows * (cell + 0.3) + 1.6
+    fig = Figure(figsize=(width, height))
+    top = 1 - 0.7 / height
+    outer = fig.add_gridspec(2, side, left=0.01, right=0.99, bottom=0.01, top=top - 0.35 / height,
+                             wspace=0.06, hspace=0.1)
     order = [(0, 0), (1, 0), (0, 1), (1, 1)]
     for (label, idx, values), (r, c) in zip(panels, order, strict=False):
-        axes = _grid_axes(fig, outer[r, c], len(idx), ncols)
+        sub = outer[r, c].subgridspec(2, 1, height_ratios=[0.5, rows * (cell + 0.3)],
+                                      hspace=0.0)
+        head = fig.add_subplot(sub[0])
+        head.set_axis_off()
+        head.text(0.0, 1.0, label, fontsize=9, fontweight="bold", va="top")
+        axes = _grid_axes(fig, sub[1], len(idx), ncols)
         batch = np.asarray(images[np.asarray(idx)])
         for ax, i, img in zip(axes, idx, batch, strict=False):
             ax.imshow(img, interpolation="nearest")
             ax.set_title(f"{values[i]:.2f}", fontsize=7)
-        axes[0].text(0.0, 1.45, label, transform=axes[0].transAxes, fontsize=9,
-                     fontweight="bold")
-    title = f"{ranking.neuron_id} on {ranking.collection.source} ({len(ranking.predicted)} images)"
+    source = ranking.collection.source
+    if not source.startswith("session:"):
+        source = Path(source).name
+    title = f"{ranking.neuron_id} on {source} ({len(ranking.predicted)} images)"
     if ranking.correlation is not None:
         title += f"; r(predicted, measured) = {ranking.correlation:.2f}"
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1 - 0.25 / height)
     return fig

@@ -205,6 +205,7 @@ def _quiet_trace():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         yield
 
 

@@ -16,6 +16,7 @@ weights are buffers, not parameters: train single compact models, not the popula
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -230,12 +231,50 @@ class CompactPopulation(V4Model):
         step = self.micro_batch
         if step is None:
             step = DEFAULT_CPU_MICRO_BATCH if x.device.type == "cpu" else max(len(x), 1)
-        rows = []
-        for start in range(0, max(len(x), 1), step):  # an empty batch runs once, empty
-            part = x if step >= len(x) else x[start:start + step]
-            if grad:
-                outs = [checkpoint(g, part, stop, use_reentrant=False) for g in self.groups]
-            else:
-                outs = [g(part, stop) for g in self.groups]
-            rows.append(torch.cat(outs, dim=1))
-        return rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
+        workers = torch.get_num_threads()
+        if grad:
+            # recompute each group in the backward pass: memory of one group, not of all
+            outs = [_run_group(g, x, stop, step, checkpointed=True) for g in self.groups]
+        elif (x.device.type == "cpu" and workers > 1 and len(self.groups) > 1
+              and not torch.jit.is_tracing()):  # a trace records the calling thread only
+            outs = _run_groups_threaded(self.groups, x, stop, step, workers)
+        else:
+            outs = [_run_group(g, x, stop, step) for g in self.groups]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+
+def _run_group(group: FusedGroup, x: torch.Tensor, stop: str | None, step: int,
+               checkpointed: bool = False) -> torch.Tensor:
+    """One group on the whole batch, ``step`` images at a time (an empty batch runs once)."""
+    parts = []
+    for start in range(0, max(len(x), 1), step):
+        part = x if step >= len(x) else x[start:start + step]
+        if checkpointed:
+            parts.append(checkpoint(group, part, stop, use_reentrant=False))
+        else:
+            parts.append(group(part, stop))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+
+
+def _run_groups_threaded(groups: Sequence[FusedGroup], x: torch.Tensor, stop: str | None,
+                         step: int, workers: int) -> list[torch.Tensor]:
+    """Run the groups on ``workers`` threads, each with single-threaded torch ops.
+
+    Why: a group's ops are small (cache-sized), and a multi-threaded op ends with a barrier
+    where every core waits for the slowest; one group per core needs no barrier at all and
+    degrades gracefully when other processes share the cores. torch releases the GIL inside
+    its ops, so the threads run in parallel. The process-wide intra-op thread count is set
+    to 1 while the pool runs and restored afterwards.
+    """
+    inference = torch.is_inference_mode_enabled()
+
+    def work(group: FusedGroup) -> torch.Tensor:
+        with torch.inference_mode(inference), torch.no_grad():
+            return _run_group(group, x, stop, step)
+
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
+                                initargs=(1,)) as pool:
+            return list(pool.map(work, groups))
+    finally:
+        torch.set_num_threads(workers)

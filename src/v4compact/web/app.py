@@ -100,7 +100,8 @@ def create_app(
         version=__version__,
         description="Explore compact deep-network models of macaque V4 neurons.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # Swagger UI loads its scripts from a CDN, which the CSP forbids: serve the schema only
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -115,7 +116,11 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
     # the body limit leaves room for the multipart envelope around a maximal image
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_upload_bytes + 64 * 1024)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=max_upload_bytes + 64 * 1024,
+        upload_limit=max_upload_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
@@ -145,5 +150,5 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail
         if err.status_code == 404 and detail == "Not Found":
-            detail = f"nothing at {request.url.path[:80]}; see /api/docs for the routes"
+            detail = f"nothing at {request.url.path[:80]}; see /api/openapi.json for the routes"
         return JSONResponse({"detail": detail}, status_code=err.status_code)

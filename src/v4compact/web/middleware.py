@@ -56,9 +56,11 @@ class BodySizeLimitMiddleware:
     counted as they arrive and cut off at the limit.
     """
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, upload_limit: int | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        # the limit users are told about (the image), without the multipart envelope
+        self.upload_limit = upload_limit or max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -74,38 +76,48 @@ class BodySizeLimitMiddleware:
                     await self._refuse(send, declared)
                     return
         received = 0
-        started = False
+        too_large = False
+        replaced = False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+        async def guarded_send(message):
+            # once the body went over the limit, whatever the app answers (frameworks turn
+            # the interrupted read into "error parsing the body") becomes our 413
+            nonlocal replaced
+            if too_large:
+                if not replaced and message["type"] == "http.response.start":
+                    replaced = True
+                    await self._refuse(send, received)
+                return
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
-            if not started:
+            if not replaced:
+                replaced = True
                 await self._refuse(send, received)
 
     async def _refuse(self, send, size: int) -> None:
-        limit_mb = self.max_bytes / 1e6
+        from .uploads import human_size
+
+        limit = human_size(self.upload_limit)
         if size > 0:
             detail = (
-                f"the request is too large ({size / 1e6:.1f} MB); "
-                f"send an image of at most {limit_mb:.0f} MB"
+                f"the request is too large ({human_size(size)}); "
+                f"send an image of at most {limit}"
             )
         else:
-            detail = f"the request has no valid size; send an image of at most {limit_mb:.0f} MB"
+            detail = f"the request has no valid size; send an image of at most {limit}"
         body = json.dumps({"detail": detail}).encode()
         await send(
             {

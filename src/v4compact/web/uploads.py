@@ -35,12 +35,20 @@ class UploadError(InvalidInputError):
         self.status_code = status_code
 
 
+def human_size(num_bytes: int) -> str:
+    """``10485760`` -> ``"10 MB"``, ``1000`` -> ``"1 kB"`` (binary units, rounded)."""
+    if num_bytes >= 1024 * 1024:
+        value = num_bytes / (1024 * 1024)
+        return f"{value:.0f} MB" if value >= 10 else f"{value:.1f} MB"
+    return f"{max(1, round(num_bytes / 1024))} kB"
+
+
 def check_size(num_bytes: int, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
     """Raise :class:`UploadError` (413) if ``num_bytes`` is over the limit, or 400 if empty."""
     if num_bytes > max_bytes:
         raise UploadError(
-            f"the upload is too large ({num_bytes / 1e6:.1f} MB); "
-            f"send an image of at most {max_bytes / 1e6:.0f} MB",
+            f"the upload is too large ({human_size(num_bytes)}); "
+            f"send an image of at most {human_size(max_bytes)}",
             status_code=413,
         )
     if num_bytes == 0:

@@ -64,13 +64,14 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     if stats:
         items.sort(key=lambda r: -(r.zscore if r.zscore is not None else -np.inf))
         note = (
-            "bars show how strongly each neuron responds compared with its usual response to "
-            "natural images (z-score: 0 = typical, 2 = unusually strong)"
+            "Bars compare each neuron's response with its usual response to natural photos "
+            "(0 = typical, 2 = unusually strong, below 0 = weaker than usual)"
         )
     else:
         items.sort(key=lambda r: -r.response)
         note = (
-            "bars show each model's raw output; run 'v4compact site build' to compare each "
-            "neuron with its usual range"
+            "Bars show each model's predicted response, in the model's own units, so compare "
+            "them loosely (the site owner can run 'v4compact site build' to compare each neuron "
+            "with its usual range instead)"
         )
     return PredictResult(image_png=data_url(pixels), responses=items, note=note)

@@ -682,6 +682,10 @@ function inline(text) {
 }
 function markdown(source) {
   const root = el("div", { class: "nb-md" });
+  // badges ([![alt](image)](link)) become plain links; other images their alt text (the
+  // page's security policy only shows images from this server)
+  source = source.replace(/\[!\[([^\]]*)\]\([^)]*\)\]\((https?:\/\/[^)\s]+)\)/g, "[$1]($2)")
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, "*$1*");
   const lines = source.split("\n");
   let list = null, para = [], code = null;
   const flush = () => { if (para.length) { root.append(el("p", {}, inline(para.join(" ")))); para = []; } };
@@ -696,6 +700,7 @@ function markdown(source) {
     const li = line.match(/^\s*(?:[-*]|\d+\.)\s+(.*)/);
     if (h) { flush(); list = null; root.append(el(`h${Math.min(4, h[1].length + 1)}`, {}, inline(h[2]))); }
     else if (li) { flush(); if (!list) { list = el("ul"); root.append(list); } list.append(el("li", {}, inline(li[1]))); }
+    else if (list && /^\s+\S/.test(line) && list.lastChild) { list.lastChild.append(" ", ...inline(line.trim())); }
     else if (!line.trim()) { flush(); list = null; }
     else { list = null; para.push(line.trim()); }
   }
