@@ -50,14 +50,19 @@ x = np.load(images_file)
 models = [keras.saving.load_model(p, compile=False) for p in paths]
 for m in models:
     m.predict_on_batch(x[:2])  # warm-up (graph tracing)
-best = float("inf")
-for _ in range(repeats):
-    start = time.perf_counter()
-    for m in models:
-        m.predict_on_batch(x)
-    best = min(best, time.perf_counter() - start)
+def best_of(fn):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for m in models:
+            fn(m)
+        best = min(best, time.perf_counter() - start)
+    return best
+batched = best_of(lambda m: m.predict_on_batch(x))
+predict = best_of(lambda m: m.predict(x, verbose=0))
 import tensorflow as tf
-print(json.dumps({"seconds": best, "tf": tf.__version__, "keras": keras.__version__}))
+print(json.dumps({"seconds": batched, "seconds_predict": predict, "tf": tf.__version__,
+                  "keras": keras.__version__}))
 """
 
 
@@ -137,46 +142,43 @@ def timed(fn, device: str, repeats: int) -> tuple[float, int]:
     return best, memory.peak
 
 
-def profile_stages(population, images: np.ndarray, device: str) -> list[dict]:
-    """Time of each stage of the population: run every group up to a stage, subtract the
-    time up to the previous stage. Threads as in the population's own CPU path."""
+def profile_stages(population, images: np.ndarray, device: str) -> dict:
+    """Where the population's time goes: every group's steps timed one by one.
+
+    On CPU this runs on one thread (per-step timing needs a serial run); the rate it is
+    compared with is the one-thread matmul rate, measured here too.
+    """
     x = population.to_input_tensor(images, device).contiguous(memory_format=torch.channels_last)
     step = population.micro_batch or (2 if device == "cpu" else len(x))
-    stages = [*population.layer_names[:-1], None]
-    workers = torch.get_num_threads() if device == "cpu" else 1
-
-    def run(stop):
-        def work(group):
-            with torch.inference_mode():
-                for start in range(0, len(x), step):
-                    group(x[start:start + step], stop)
-
-        if workers > 1:
-            try:
-                with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
-                                        initargs=(1,)) as pool:
-                    list(pool.map(work, population.groups))
-            finally:
-                torch.set_num_threads(workers)
-        else:
-            for group in population.groups:
-                work(group)
-
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        rate = matmul_rate(device, size=2048)
+        totals: dict[str, float] = {}
+        with torch.inference_mode():
+            for _ in range(2):  # the first pass warms up; the second is kept
+                totals = {}
+                for group in population.groups:
+                    for start in range(0, len(x), step):
+                        y = x[start:start + step]
+                        for name, fn in group.stages():
+                            _sync(device)
+                            begin = time.perf_counter()
+                            y = fn(y)
+                            _sync(device)
+                            totals[name] = totals.get(name, 0.0) + time.perf_counter() - begin
+    finally:
+        torch.set_num_threads(threads)
     macs = population.macs()
     stage_macs = {"layer0": macs["layer0"], "output": macs["readout"]}
     for k in range(1, 5):
         stage_macs[f"layer{k}.depthwise"] = macs[f"layer{k}.depthwise"]
         stage_macs[f"layer{k}"] = macs[f"layer{k}.pointwise"]
-    rows, previous = [], 0.0
-    for stop in stages:
-        seconds, _ = timed(lambda stop=stop: run(stop), device, repeats=2)
-        name = stop or "output"
-        took = max(seconds - previous, 1e-9)
-        rows.append({"stage": name, "seconds_per_image": took / len(x),
-                     "macs_per_image": stage_macs[name],
-                     "mac_per_s": stage_macs[name] * len(x) / took})
-        previous = seconds
-    return rows
+    rows = [{"stage": name, "seconds_per_image": took / len(x),
+             "macs_per_image": stage_macs[name], "mac_per_s": stage_macs[name] * len(x) / took}
+            for name, took in totals.items()]
+    return {"threads": 1 if device == "cpu" else None, "matmul_mac_per_s": rate, "rows": rows}
 
 
 def run_keras(python: Path, paths: list[Path], images: np.ndarray) -> dict:
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "note": ""}]
         loop_images = images[:args.loop_images]
 
-        def loop(models=models, device=device):
+        def loop(models=models, device=device, loop_images=loop_images):
             for model in models:
                 model.predict(loop_images, batch_size=args.batch_size, device=device)
 
@@ -265,12 +267,17 @@ def main(argv: list[str] | None = None) -> dict:
         result["keras"] = {**out, "models": len(picks), "images": len(kimages),
                            "seconds_per_image_per_model": out["seconds"] / len(kimages)
                            / len(picks)}
-        result["rows"].insert(0, {
-            "device": "cpu", "method": "Keras 3 loop over .keras files",
-            "images": len(kimages), "seconds_per_image": per_image, "peak_memory": None,
-            "note": f"{len(picks)} models x {len(kimages)} images, scaled to 219 by MACs"})
+        per_image_predict = (out["seconds_predict"] / len(kimages) * macs_per_image
+                             / sample_macs)
+        note = f"{len(picks)} models x {len(kimages)} images, scaled to 219 by MACs"
+        result["rows"][:0] = [
+            {"device": "cpu", "method": "Keras loop, predict_on_batch", "images": len(kimages),
+             "seconds_per_image": per_image, "peak_memory": None, "note": note},
+            {"device": "cpu", "method": "Keras loop, model.predict", "images": len(kimages),
+             "seconds_per_image": per_image_predict, "peak_memory": None, "note": note}]
 
     keras_row = next((r for r in result["rows"] if r["method"].startswith("Keras")), None)
+    # ratios are against the faster Keras variant (predict_on_batch), the harder baseline
     for row in result["rows"]:
         row["images_per_s"] = 1.0 / row["seconds_per_image"]
         row["mac_per_s"] = macs_per_image / row["seconds_per_image"]
@@ -311,14 +318,20 @@ def print_table(result: dict) -> None:
               f"{r['mac_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_matmul']:>8.1f}% {memory:>8}")
         if r["note"]:
             print(f"{'':6} ({r['note']})")
-    for device, rows in result["profiles"].items():
-        rate = result[f"matmul_mac_per_s_{device}"]
-        print(f"\nper-stage profile of the fused population on {device}")
+    for device, profile in result["profiles"].items():
+        rate, rows = profile["matmul_mac_per_s"], profile["rows"]
+        threads = f", {profile['threads']} thread" if profile["threads"] else ""
+        print(f"\nper-stage profile of the fused population on {device}{threads} "
+              f"(matmul rate {rate / 1e9:.1f} GMAC/s)")
         print(f"{'stage':18} {'ms/image':>9} {'GMAC/image':>11} {'GMAC/s':>8} {'% matmul':>9}")
         for r in rows:
             print(f"{r['stage']:18} {1e3 * r['seconds_per_image']:>9.2f} "
                   f"{r['macs_per_image'] / 1e9:>11.4f} {r['mac_per_s'] / 1e9:>8.1f} "
                   f"{100 * r['mac_per_s'] / rate:>8.1f}%")
+        total = sum(r["seconds_per_image"] for r in rows)
+        print(f"{'total':18} {1e3 * total:>9.2f} {result['macs_per_image'] / 1e9:>11.4f} "
+              f"{result['macs_per_image'] / total / 1e9:>8.1f} "
+              f"{100 * result['macs_per_image'] / total / rate:>8.1f}%")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ def run(base_url: str, payload: bytes, clients: int, requests: int, timeout_s: f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
-    parser.add_argument("--requests", type=int, default=64, help="total requests (bounded)")
+    parser.add_argument("--requests", type=int, default=64, help="requests per round (bounded)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of --requests; memory is reported after each")
     parser.add_argument("--workers", type=int, default=2, help="server worker threads")
     parser.add_argument("--queue", type=int, default=16, help="server queue length")
     parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"),
@@ -114,9 +116,20 @@ def main(argv: list[str] | None = None) -> int:
             # the first request loads the 219-neuron population model: give it time
             warm = run(url, payload, 1, 2, max(args.timeout, 900.0))
             rss_before = rss_mib()
-            result = run(url, payload, args.clients, args.requests, args.timeout)
+            rounds = []
+            for _ in range(args.rounds):
+                rounds.append(run(url, payload, args.clients, args.requests, args.timeout))
+                rounds[-1]["rss"] = rss_mib()
             rss_after = rss_mib()
             stats = app.state.explorer.pool.stats()
+    result = {
+        "wall_s": sum(r["wall_s"] for r in rounds),
+        "latencies": [x for r in rounds for x in r["latencies"]],
+        "statuses": {},
+    }
+    for r in rounds:
+        for status, count in r["statuses"].items():
+            result["statuses"][status] = result["statuses"].get(status, 0) + count
     lat = sorted(result["latencies"])
     ok = len(lat)
 
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ("torch threads", f"{torch.get_num_threads()}"),
         ("CPU cores", f"{os.cpu_count()}"),
         ("server workers / queue", f"{args.workers} / {args.queue}"),
-        ("clients / requests", f"{args.clients} / {args.requests}"),
+        ("clients / requests", f"{args.clients} / {args.rounds} x {args.requests}"),
         ("warm-up (2 requests, model load)", f"{warm['wall_s']:.1f} s {warm['statuses']}"),
         ("successful (200)", f"{ok}"),
         ("refused busy (503)", f"{refused}"),
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         ("latency max", f"{(lat[-1] * 1000 if lat else float('nan')):.0f} ms"),
         ("mean latency", f"{(statistics.mean(lat) * 1000 if lat else float('nan')):.0f} ms"),
         ("RSS before / after", f"{rss_before:.0f} / {rss_after:.0f} MiB"),
+        ("RSS after each round", " / ".join(f"{r['rss']:.0f}" for r in rounds) + " MiB"),
         ("RSS growth", f"{rss_after - rss_before:+.0f} MiB"),
         ("pool counters", f"completed {stats['completed']}, rejected {stats['rejected']}"),
     ]

@@ -132,7 +132,7 @@ def test_notebook_executes_top_to_bottom(name, data_dir, tmp_path, monkeypatch):
     """Run every cell in a fresh kernel, in an empty working directory, on the real data
     restricted to what the notebook fetches on Colab."""
     fetched = tmp_path / "data"
-    assert _fetched_subset(_fetch_groups(name), Path(data_dir), fetched) > 0
+    assert _fetched_subset(_fetch_groups(name), Path(data_dir).resolve(), fetched) > 0
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setenv("V4COMPACT_DATA", str(fetched))

@@ -35,7 +35,7 @@ def test_upstream_beats_every_heldout_natural_image(routed, natural_range):
 
 
 def test_minimize_goes_below_every_heldout_natural_image(compact_2, natural_range):
-    result = synthesize(compact_2, seeds=2, steps=10, minimize=True, progress=False)
+    result = synthesize(compact_2, seeds=2, steps=15, minimize=True, progress=False)
     assert np.all(result.target_responses < natural_range["201025/2"][0])
     assert result.provenance["minimize"] is True
 

@@ -22,7 +22,7 @@ input images are exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +166,38 @@ class FusedGroup(nn.Module):
         out = torch.addmm(bias, flat, weight).relu_()
         return out.view(n, h, w, -1).permute(0, 3, 1, 2)
 
+    def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+        """The group's computation as named steps, in order.
+
+        Returns:
+            ``(name, fn)`` pairs: the names of :data:`STAGE_NAMES` then ``"output"``; each
+            ``fn`` maps the previous step's output to this step's (the first takes the
+            images). :meth:`forward` chains them; a profiler can time them one by one.
+        """
+        steps = [("layer0", lambda x: F.conv2d(x, self.conv0_weight, self.conv0_bias,
+                                               padding=2).relu_())]
+        for k in range(1, 5):
+            dw = getattr(self, f"dw{k}_weight")
+            if _STRIDES[k] == 2:
+                def depthwise(y, dw=dw):
+                    return F.conv2d(F.pad(y, _PAD_STRIDE2), dw, stride=2, groups=dw.shape[0])
+            else:
+                def depthwise(y, dw=dw):
+                    return F.conv2d(y, dw, padding=2, groups=dw.shape[0])
+
+            weight, bias = getattr(self, f"pw{k}_weight"), getattr(self, f"pw{k}_bias")
+
+            def pointwise(y, w=weight, b=bias):
+                return self._pointwise(y, w, b)
+
+            steps += [(f"layer{k}.depthwise", depthwise), (f"layer{k}", pointwise)]
+
+        def readout(y):
+            flat = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1)
+            return torch.addmm(self.readout_bias, flat, self.readout_weight)
+
+        return [*steps, ("output", readout)]
+
     def forward(self, x: torch.Tensor, stop: str | None = None) -> torch.Tensor:
         """Run the group.
 
@@ -178,22 +210,12 @@ class FusedGroup(nn.Module):
             ``(N, num_models)`` outputs, or the ``(N, C, H, W)`` map (channels-last memory)
             of stage ``stop``.
         """
-        y = F.conv2d(x, self.conv0_weight, self.conv0_bias, padding=2).relu_()
-        if stop == "layer0":
-            return y
-        for k in range(1, 5):
-            dw = getattr(self, f"dw{k}_weight")
-            if _STRIDES[k] == 2:
-                y = F.conv2d(F.pad(y, _PAD_STRIDE2), dw, stride=2, groups=dw.shape[0])
-            else:
-                y = F.conv2d(y, dw, padding=2, groups=dw.shape[0])
-            if stop == f"layer{k}.depthwise":
-                return y
-            y = self._pointwise(y, getattr(self, f"pw{k}_weight"), getattr(self, f"pw{k}_bias"))
-            if stop == f"layer{k}":
-                return y
-        flat = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1)
-        return torch.addmm(self.readout_bias, flat, self.readout_weight)
+        y = x
+        for name, step in self.stages():
+            y = step(y)
+            if name == stop:
+                break
+        return y
 
 
 def plan_groups(layer0_filters: Sequence[int], group_channels: int) -> list[list[int]]:

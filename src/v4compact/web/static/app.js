@@ -492,6 +492,8 @@ async function synthesizePage(params) {
       const provUrl = URL.createObjectURL(new Blob([provenance], { type: "application/json" }));
       cleanup.push(() => URL.revokeObjectURL(provUrl));
       results.replaceChildren(el("h2", { text: "Result" }),
+        el("p", { class: "muted", text: "\"response\" is the model's output for the finished picture: the bigger it is, " +
+          "the more the neuron would fire. Compare it with the responses to real photos on the neuron's page." }),
         el("div", { class: "strip" }, data.images.map((item) => el("div", { class: "thumb" },
           el("img", { class: "big result-image", src: item.png, alt: `result for ${item.neuron_id}` }),
           el("span", { text: `${item.neuron_id} · response ${fmt(item.response, 2)}` }),
