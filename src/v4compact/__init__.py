@@ -39,6 +39,7 @@ _LAZY = {
     "load_compact_population": "v4compact.models.registry",
     "list_models": "v4compact.models.registry",
     "export_model": "v4compact.models.export",
+    "load_exported": "v4compact.models.export",
     "evaluate": "v4compact.evaluation",
     "synthesize": "v4compact.synthesis.render",
     "render": "v4compact.synthesis.render",

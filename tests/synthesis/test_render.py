@@ -117,3 +117,23 @@ def test_population_routes_each_image_to_its_own_neuron(data_dir):
     assert np.abs(routed.images.astype(int) - fused.images.astype(int)).max() <= 1
     np.testing.assert_allclose(routed.target_responses, fused.target_responses, rtol=1e-3,
                                atol=1e-3)
+
+
+def test_one_upstream_step_is_the_published_update(compact_2):
+    """x1 = clip(x0 + 10 * blur_sigma1(g / (rms(g) + 1e-5)), 0, 255), g = d response / d x0."""
+    import torch
+
+    from v4compact.images import IMAGE_MEAN
+    from v4compact.synthesis import param
+    from v4compact.synthesis.regularizers import gaussian_blur
+
+    _, image_fn = param.pixel(1, image_seeds=[123])
+    x0 = image_fn().detach().clone().requires_grad_(True)
+    mean = torch.as_tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    (g,) = torch.autograd.grad(compact_2(x0 - mean).sum(), x0)
+    g = g / (g.pow(2).mean().sqrt() + 1e-5)
+    expected = (x0.detach() + 10.0 * gaussian_blur(g, 1.0)).clamp(0, 255)
+    expected = expected[0].permute(1, 2, 0).numpy()
+    result = render(compact_2, neuron(0), num_images=1, steps=1, image_seeds=[123],
+                    progress=False)
+    assert np.abs(result.images[0].astype(float) - expected).max() <= 0.5 + 1e-3

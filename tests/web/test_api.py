@@ -223,7 +223,6 @@ def test_session_image_is_the_release_image(client, data_dir):
     np.testing.assert_array_equal(_png_pixels(content), expected)
 
 
-@pytest.mark.slow
 def test_session_figure_is_drawn_and_cached(client, site_cache):
     response = client.get("/api/sessions/210224/figure.png")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"

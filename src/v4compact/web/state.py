@@ -129,6 +129,11 @@ class ExplorerState:
             ).eval(),
         )
 
+    @property
+    def population_loaded(self) -> bool:
+        """True once the 219-neuron population model is in memory."""
+        return self._population is not None
+
     def population(self):
         """All 219 compact models as one network (loaded once, on first use)."""
         with self._population_lock:

@@ -44,7 +44,10 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     data = await image.read(state.max_upload_bytes + 1)
     check_size(len(data), state.max_upload_bytes)
     # loading the models (once) has its own, longer limit than the prediction itself
-    model = await state.pool.run(state.population, time_limit_s=MODEL_LOAD_LIMIT_S)
+    if state.population_loaded:
+        model = state.population()
+    else:
+        model = await state.pool.run(state.population, time_limit_s=MODEL_LOAD_LIMIT_S)
     pixels, responses, neuron_ids = await state.pool.run(predict_population, state, model, data)
     stats = assets.population_stats(state.cache_dir)
     items = []
