@@ -15,7 +15,7 @@ export V4COMPACT_DATA := $(abspath ../shared/v4data)
 endif
 endif
 
-.PHONY: install run test lint bench clean
+.PHONY: install browser run test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Headless Chromium for the explorer's browser tests (Debian's package; Playwright drives it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 run: install
 	$(BIN)/v4compact data status
 	$(BIN)/v4compact plot session 190923 --out $(OUT)/session_190923.png
@@ -32,7 +39,7 @@ run: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 bench: install
