@@ -43,6 +43,54 @@ def natural_range(models: dict, data_dir=None) -> dict:
     return out
 
 
+def summarize(preset, minimize, steps, seeds, ids, starts, resp, ranges, neurons, seconds):
+    """One summary row: how many starts / neurons beat the natural extreme."""
+    ref = np.array([ranges[i][0 if minimize else 1] for i in ids])
+    beats = resp < ref if minimize else resp > ref
+    per_neuron = [bool(beats[[j for j, t in enumerate(ids) if t == nid]].all())
+                  for nid in neurons]
+    row = {"preset": preset, "direction": "min" if minimize else "max", "steps": steps,
+           "starts_per_neuron": seeds, "fraction_starts": float(beats.mean()),
+           "fraction_neurons_all_starts": float(np.mean(per_neuron)),
+           "median_margin": float(np.median(ref - resp if minimize else resp - ref)),
+           "seconds": round(seconds, 1)}
+    details = [{"neuron": t, "start": s, "response": float(r), "natural_extreme": float(e)}
+               for t, s, r, e in zip(ids, starts, resp, ref, strict=True)]
+    return row, details
+
+
+def rescore(folder: Path, models: dict, ranges: dict, neurons, figure: str) -> dict:
+    """Re-evaluate saved PNGs of a run with freshly loaded models (responses only)."""
+    import csv
+
+    from PIL import Image
+
+    rows = list(csv.DictReader((folder / "responses.csv").open()))
+    prov = json.loads((folder / "provenance.json").read_text())
+    ids = [r["target"] for r in rows]
+    starts = [int(r["start"]) for r in rows]
+    images = np.stack([np.asarray(Image.open(folder / r["file"])) for r in rows])
+    resp = np.empty(len(rows), dtype=np.float32)
+    for nid in dict.fromkeys(ids):
+        keep = [j for j, t in enumerate(ids) if t == nid]
+        resp[keep] = models[nid].predict(images[keep])
+    minimize = bool(prov.get("minimize"))
+    row, details = summarize(prov["preset"]["name"], minimize, prov["steps"],
+                             prov["seeds_per_neuron"], ids, starts, resp, ranges, neurons,
+                             float("nan"))
+    row["rescored_from"] = str(folder)
+    (folder / "vs_natural_rescored.json").write_text(json.dumps(details, indent=1))
+    if figure and not minimize and "201025/2" in ids:
+        from v4compact.figures.synthesis import contact_sheet
+
+        keep = [j for j, t in enumerate(ids) if t == "201025/2"]
+        fig = contact_sheet(images[keep], resp[keep], ncols=3,
+                            title=f"201025/2 ({row['preset']}, {row['steps']} steps, max)",
+                            reference=ranges["201025/2"][1])
+        fig.savefig(figure, dpi=110)
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="show_synthesis_out")
@@ -54,6 +102,9 @@ def main(argv=None) -> int:
     parser.add_argument("--figure", default="docs/img/fig2a_201025_2.png")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--directions", default="max,min", help="max, min or both")
+    parser.add_argument("--rescore", nargs="*", default=None, metavar="RUN_DIR",
+                        help="only re-evaluate the PNGs of earlier runs (folders holding "
+                        "responses.csv) with freshly loaded models")
     parser.add_argument("--neurons", default=",".join(NEURONS),
                         help="comma-separated neuron ids (default: the 10 above)")
     args = parser.parse_args(argv)
@@ -66,6 +117,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     ranges = natural_range(models)
     print(f"natural held-out ranges computed in {time.perf_counter() - t0:.0f} s")
+    if args.rescore is not None:
+        for folder in args.rescore:
+            print(json.dumps(rescore(Path(folder), models, ranges, neurons, args.figure)))
+        return 0
     routed = RoutedModels(list(models.values()), model_id=f"compact[{len(neurons)} neurons]")
     summary = []
     for preset in args.presets.split(","):
@@ -75,25 +130,13 @@ def main(argv=None) -> int:
             result = synthesize(routed, neurons, seeds=seeds, preset=preset, steps=args.steps,
                                 minimize=minimize, seed=0, device=args.device)
             elapsed = time.perf_counter() - t0
-            ids = result.target_ids
-            resp = result.target_responses
-            ref = np.array([ranges[i][0 if minimize else 1] for i in ids])
-            beats = resp < ref if minimize else resp > ref
-            per_neuron = [bool(beats[[j for j, t in enumerate(ids) if t == nid]].all())
-                          for nid in neurons]
-            row = {"preset": preset, "direction": "min" if minimize else "max",
-                   "steps": args.steps, "starts_per_neuron": seeds,
-                   "fraction_starts": float(beats.mean()),
-                   "fraction_neurons_all_starts": float(np.mean(per_neuron)),
-                   "median_margin": float(np.median(ref - resp if minimize else resp - ref)),
-                   "seconds": round(elapsed, 1)}
+            row, details = summarize(preset, minimize, args.steps, seeds, result.target_ids,
+                                     result.start_index, result.target_responses, ranges,
+                                     neurons, elapsed)
             summary.append(row)
             print(json.dumps(row))
             tag = f"{preset}_{row['direction']}"
             result.save(out / tag)
-            details = [{"neuron": t, "start": s, "response": float(r),
-                        "natural_extreme": float(e)}
-                       for t, s, r, e in zip(ids, result.start_index, resp, ref, strict=True)]
             (out / tag / "vs_natural.json").write_text(json.dumps(details, indent=1))
             if preset == "upstream" and not minimize and args.figure and "201025/2" in neurons:
                 fig = synthesis_figure(result, neuron="201025/2",

@@ -75,16 +75,32 @@ def _shared_pivot(result: EvaluationResult) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def _provenance(data_dir, results: list[EvaluationResult], sessions) -> list[list]:
+def _provenance(data_dir, results: dict[str, EvaluationResult], sessions) -> list[list]:
+    import datetime
+    import platform
+
+    import torch
+
+    from . import __version__
     from .config import data_dir as resolve
+    from .config import data_dir_source
     from .data import paths
 
     root = resolve(data_dir)
-    prov = next((r.provenance for r in results if r.provenance.get("data_dir")), {})
-    rows = [["data directory", f"{root} (from {prov.get('data_dir_source', '?')})"]]
-    for key in ("v4compact", "torch", "numpy", "python", "date", "split", "num_boot", "seed"):
-        if key in prov:
-            rows.append([key, prov[key]])
+    rows = [
+        ["data directory", f"{root} (from {data_dir_source(data_dir)})"],
+        ["report written", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")],
+        ["versions", f"v4compact {__version__}, torch {torch.__version__}, numpy "
+                     f"{np.__version__}, python {platform.python_version()}"],
+    ]
+    for label, result in results.items():
+        prov = result.provenance
+        if "results_file" in prov:
+            rows.append([f"{label} results", f"read from {prov['results_file']}"])
+        else:
+            rows.append([f"{label} results", f"computed {prov.get('date', '')}, split "
+                         f"{prov.get('split')}, {prov.get('num_boot')} bootstrap resamples, "
+                         f"seed {prov.get('seed')}"])
     for sid in sessions:
         for label, rel in (("images", paths.images_zip(sid)),
                            ("single-repeat responses", paths.responses_raw(sid))):
@@ -106,6 +122,8 @@ def _load(value, name: str):
         merged = _load(value[0], name)
         for item in value[1:]:
             merged.extend(_load(item, name))
+        if all(isinstance(v, (str, os.PathLike)) for v in value):
+            merged.provenance["results_file"] = ", ".join(str(v) for v in value)
         return merged
     raise InvalidInputError(
         f"{name} must be an EvaluationResult, a CSV path, a list of those, or None"
@@ -201,7 +219,8 @@ def build_report(
                      f"src='data:image/png;base64,{_png(fig)}'>")
     parts += [
         "<h2>Data provenance</h2>",
-        _table(["item", "value"], _provenance(data_dir, [compact, shared], sessions)),
+        _table(["item", "value"],
+               _provenance(data_dir, {"compact": compact, "shared": shared}, sessions)),
         "<h2>Per-neuron results</h2><p>Full tables: <a href='compact.csv'>compact.csv</a>, "
         "<a href='shared.csv'>shared.csv</a> (columns session, neuron, model, metric, value, "
         "ci_low, ci_high, ...).</p><details><summary>compact models</summary>",

@@ -137,3 +137,25 @@ def test_one_upstream_step_is_the_published_update(compact_2):
     result = render(compact_2, neuron(0), num_images=1, steps=1, image_seeds=[123],
                     progress=False)
     assert np.abs(result.images[0].astype(float) - expected).max() <= 0.5 + 1e-3
+
+
+def test_render_leaves_modes_and_batch_norm_statistics_alone(data_dir):
+    """Synthesis runs in inference mode, restores each submodule's own mode, and never
+    updates batch-norm running statistics (regression test)."""
+    import torch
+
+    from v4compact.models.registry import load_compact_model
+
+    model = load_compact_model(201025, 2, data_dir=data_dir)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    routed = RoutedModels([model])
+    assert not model.training  # the wrapper holds inference models
+    model.train()
+    result = synthesize(routed, seeds=1, steps=1, progress=False)
+    assert model.training and not routed.training
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    model.eval()
+    np.testing.assert_allclose(result.target_responses, model.predict(result.images),
+                               rtol=1e-4, atol=1e-4)

@@ -142,7 +142,7 @@ def fig3d(result) -> Figure:
         table.setdefault(parsed[0], {}).setdefault(parsed[1], []).append(s.value)
         metrics.add(s.metric)
         sessions.add(s.session)
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    fig = Figure(figsize=(9.5, 5.5), layout="constrained")
     ax = fig.subplots()
     order = [t for t in TEACHER_COLOURS if t in table] + sorted(set(table) - set(TEACHER_COLOURS))
     for teacher in order:
@@ -164,7 +164,8 @@ def fig3d(result) -> Figure:
         ax.minorticks_off()
     ax.set_xlabel("number of filters in layers 0-2 (F)")
     ax.set_ylabel(f"held-out {_metric_label(metrics)}\n(mean ± s.e.m. over neurons)")
-    ax.legend(title="teacher", fontsize=8, loc="lower right")
+    if table:
+        ax.legend(title="teacher", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     counts = {len(v) for t in table.values() for v in t.values()}
     ax.set_title(

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..images import IMAGE_MEAN
 from . import param as param_lib
 from . import transforms as transform_lib
-from ._forward import model_device, predict, to_model_input
+from ._forward import inference_mode_of, model_device, predict, to_model_input
 from .objectives import Objective, RenderContext, diversity, neuron, resolve_columns
 from .presets import Preset, get_preset
 from .regularizers import (
@@ -334,7 +334,7 @@ def _final_responses(model, objective: Objective, images: np.ndarray, device):
     forward_columns = getattr(model, "forward_columns", None)
     if forward_columns is not None and cols is not None:
         chunks = []
-        with torch.no_grad():
+        with inference_mode_of(model), torch.no_grad():
             for start in range(0, n, 128):
                 x = to_model_input(images[start: start + 128], device)
                 col = torch.as_tensor(cols[start: start + 128], device=device)
