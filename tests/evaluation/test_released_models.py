@@ -72,6 +72,10 @@ def test_figures_return_figures(compact_result, shared_result, data_dir, tmp_pat
     assert "190923" in " ".join(t.get_text() for t in snr_fig.texts)
     for f in (fig, fig3, snr_fig):
         f.savefig(tmp_path / "check.png")
+    # with ensemble values (here: the same results standing in), a scatter panel appears
+    paired = fig1h(compact_result, ensemble=compact_result)
+    assert len(paired.axes) == 2 and "(1 neurons)" in paired.axes[1].get_title()
+    assert not any("not available" in t.get_text() for t in paired.texts)
 
 
 @pytest.mark.slow
@@ -113,3 +117,12 @@ def test_figure_cli_snr_and_missing_results(tmp_path, data_dir, capsys):
     code = main(["figure", "fig1h", "--results", str(tmp_path / "nope.csv"),
                  "--out", str(tmp_path / "x.png"), "--data-dir", str(data_dir)])
     assert code == 1 and "nope.csv" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_model_instance_scores_like_its_id(compact_result, data_dir):
+    model = load_model(COMPACT[0], data_dir=data_dir)
+    result = evaluate(model, data_dir=data_dir, num_boot=100, progress=False)
+    assert result.models == [COMPACT[0]]
+    assert result.scores[0].value == pytest.approx(compact_result.scored[0].value, abs=1e-9)
+    assert result.scores[0].ci_low == pytest.approx(compact_result.scored[0].ci_low, abs=1e-9)

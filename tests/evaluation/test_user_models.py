@@ -104,3 +104,13 @@ def test_cli_reports_bad_input_as_one_line(tmp_path, capsys, data_dir):
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing.onnx" in err and "\n" not in err
+
+
+def test_split_half_metric_and_model_instance(tiny_model, data_dir):
+    result = evaluate(tiny_model, sessions=210325, metric="split_half_r2", num_boot=0,
+                      data_dir=data_dir, progress=False)
+    assert {r.metric for r in result.scores} == {"split_half_r2"} and len(result) == 50
+    auto = evaluate(tiny_model, sessions=210325, num_boot=0, data_dir=data_dir,
+                    progress=False)
+    # same ridge predictions, two noise corrections: they agree closely on 8-10 repeats
+    assert abs(np.median(result.values()) - np.median(auto.values())) < 0.05
