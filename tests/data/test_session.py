@@ -12,7 +12,7 @@ from PIL import Image
 import v4compact
 from v4compact import images as image_ops
 from v4compact.data import paths
-from v4compact.data.session import unbiased_snr
+from v4compact.metrics import snr
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_snr_recovers_a_known_signal_to_noise_ratio():
     signal = rng.normal(size=(neurons, images, 1)) * signal_sd[:, None, None]
     raw = signal + rng.normal(size=(neurons, images, repeats))
     raw[:, ::3, 7:] = np.nan  # uneven repeats, padded like the release
-    estimate = unbiased_snr(raw)
+    estimate = snr(raw)
     np.testing.assert_allclose(estimate, signal_sd**2, atol=0.08)
 
 

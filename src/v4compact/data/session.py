@@ -23,41 +23,6 @@ from .catalog import SessionInfo, session_info
 from .zipimages import ZipImages
 
 
-def unbiased_snr(raw_responses: np.ndarray) -> np.ndarray:
-    """Unbiased signal-to-noise ratio per neuron (Pospisil & Bair 2021; SYSTEM.md §2).
-
-    With n = median number of repeats per image, m = number of images, s2 = mean over images
-    of the per-image variance across repeats (ddof=1), and d2 = variance over images (ddof=0)
-    of the repeat means: ``SNR = (d2 - (m - 1) / m * s2 / n) / s2``.
-
-    Args:
-        raw_responses: float ``(neurons, images, repeats)`` spike counts, NaN where an image
-            had fewer repeats.
-
-    Returns:
-        float64 ``(neurons,)``; NaN for a neuron without any repeat variability.
-    """
-    raw = np.asarray(raw_responses, dtype=np.float64)
-    if raw.ndim != 3:
-        raise InvalidInputError(
-            f"raw responses must be (neurons, images, repeats), got shape {raw.shape}"
-        )
-    counts = np.sum(~np.isnan(raw), axis=2)  # (neurons, images)
-    usable = counts >= 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        num_repeats = np.array([np.median(c[u]) if u.any() else np.nan
-                                for c, u in zip(counts, usable, strict=True)])
-        sums = np.nansum(raw, axis=2)
-        means = np.where(usable, sums / np.maximum(counts, 1), np.nan)
-        squares = np.nansum((raw - means[..., None]) ** 2, axis=2)
-        per_image_var = np.where(counts >= 2, squares / np.maximum(counts - 1, 1), np.nan)
-        s2 = np.nanmean(per_image_var, axis=1)
-        d2 = np.nanvar(means, axis=1)
-        m = usable.sum(axis=1)
-        snr = (d2 - (m - 1) / m * s2 / num_repeats) / s2
-    return np.where(s2 > 0, snr, np.nan)
-
-
 class Session:
     """A recording session of the release. Create it with :func:`load_session`.
 
@@ -197,12 +162,14 @@ class Session:
         return np.arange(half), np.arange(half, self.num_images)
 
     def snr(self) -> np.ndarray:
-        """Unbiased SNR per neuron, float64 ``(num_neurons,)`` (see :func:`unbiased_snr`).
+        """Unbiased SNR per neuron, float64 ``(num_neurons,)`` (see :func:`v4compact.metrics.snr`).
 
         Raises:
             DataNotFoundError: needs the raw responses, which are not in the data directory.
         """
-        return unbiased_snr(self.raw_responses)
+        from ..metrics import snr
+
+        return snr(self.raw_responses)
 
 
 def _load_npy(path: Path) -> np.ndarray:
