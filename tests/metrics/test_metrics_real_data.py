@@ -118,10 +118,3 @@ def test_bootstrap_fast_path_equals_resampling_loop(raw_210325):
     loop = bootstrap_ci(lambda y, x: raw_r2(y, x), averaged, predictions, num_boot=60, seed=4)
     for a, b in zip(fast, loop, strict=True):
         assert np.allclose(a, b, atol=1e-10, equal_nan=True)
-
-
-def test_session_snr_agrees_with_metrics_snr(data_dir):
-    from v4compact.data.session import load_session
-
-    session = load_session(201016, data_dir=data_dir)
-    assert np.allclose(session.snr(), snr(session.raw_responses), equal_nan=True)

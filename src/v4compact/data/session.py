@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import config
 from .. import images as image_ops
-from ..errors import CorruptDataError, InvalidInputError
+from ..errors import CorruptDataError
 from . import paths
 from .catalog import SessionInfo, session_info
 from .zipimages import ZipImages
