@@ -82,7 +82,7 @@ def _figure(kind, parameter, values, label, names, out, images) -> Figure:
     n = len(values)
     thumbs = min(n, 12)
     fig = Figure(figsize=(max(6.0, 0.6 * thumbs), 5.2))
-    gs = fig.add_gridspec(2, thumbs, height_ratios=[4, 1], hspace=0.35, left=0.1,
+    gs = fig.add_gridspec(2, thumbs, height_ratios=[4, 1], hspace=0.35, left=0.12,
                           right=0.97, top=0.92, bottom=0.04)
     ax = fig.add_subplot(gs[0, :])
     x = np.asarray(values, dtype=float) if numeric else np.arange(n)

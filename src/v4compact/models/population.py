@@ -59,8 +59,8 @@ class CompactPopulation(V4Model):
             ReLU networks, distinct ``neuron_ids``); they are sorted into canonical order.
         group_channels: target layer-0 channels per fused group (a tuning knob; results do
             not depend on it beyond float32 rounding).
-        micro_batch: images per group call; ``None`` picks 2 on CPU and the whole batch on
-            other devices.
+        micro_batch: images per group call; ``None`` picks 2 on CPU for inference and the
+            whole batch on other devices or when a gradient is recorded.
 
     Attributes:
         model_id: ``"population"``.
@@ -233,7 +233,10 @@ class CompactPopulation(V4Model):
             step = DEFAULT_CPU_MICRO_BATCH if x.device.type == "cpu" else max(len(x), 1)
         workers = torch.get_num_threads()
         if grad:
-            # recompute each group in the backward pass: memory of one group, not of all
+            # recompute each group in the backward pass: memory of one group, not of all;
+            # whole batches by default (fewer ops: 3.1-3.6 against 3.6-4.0 s per image for
+            # forward + backward of 4 images through all 219 models, measured under load)
+            step = self.micro_batch or max(len(x), 1)
             outs = [_run_group(g, x, stop, step, checkpointed=True) for g in self.groups]
         elif (x.device.type == "cpu" and workers > 1 and len(self.groups) > 1
               and not torch.jit.is_tracing()):  # a trace records the calling thread only

@@ -136,8 +136,9 @@ def fourier(
     fy = torch.fft.fftfreq(size)[:, None]
     fx = torch.fft.rfftfreq(size)[None, :]
     freqs = torch.sqrt(fx * fx + fy * fy)
-    scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
-    scale = (scale * size).to(device)  # "ortho" irfft divides by size
+    # 1/f amplitudes; with the unitary ("ortho") inverse FFT a unit spectrum entry gives a
+    # pixel amplitude of 1/size, so the start (sd 0.01) is a faint grey image.
+    scale = (1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power).to(device)
     start = _noise((3, size, size // 2 + 1, 2), num_images, seed, image_seeds,
                    lambda t, g: t.normal_(0.0, sd, generator=g))
     spectrum = start.to(device).requires_grad_(True)
