@@ -32,9 +32,16 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The main job: check the data (fetching what the explorer needs when it is missing), build the
+# explorer's assets (incremental: a second run only serves), and start the explorer.
+SITE_OPTS ?= --seeds 3 --steps 100
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: install
 	$(BIN)/v4compact data status
-	$(BIN)/v4compact plot session 190923 --out $(OUT)/session_190923.png
+	$(BIN)/v4compact data fetch responses compact-models shared-models images:190923 images:201025 images:210225
+	$(BIN)/v4compact site build $(SITE_OPTS)
+	$(BIN)/v4compact serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
