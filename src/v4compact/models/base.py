@@ -21,6 +21,14 @@ from ..errors import InvalidInputError
 from ..images import IMAGE_MEAN
 from .inputs import as_image_batch
 
+#: Layers of the five-layer compact architecture: post-ReLU maps ``layerK``, the depthwise
+#: outputs inside the separable convolutions ``layerK.depthwise``, and the model ``output``.
+COMPACT_LAYER_NAMES: tuple[str, ...] = (
+    "layer0",
+    *(name for k in range(1, 5) for name in (f"layer{k}.depthwise", f"layer{k}")),
+    "output",
+)
+
 
 class V4Model(nn.Module):
     """Base class of the compact, shared compact and population models.
@@ -40,8 +48,10 @@ class V4Model(nn.Module):
     # -- to implement ---------------------------------------------------------------
     @property
     def layer_names(self) -> list[str]:
-        """Names accepted by :meth:`forward_to` and :meth:`activations`."""
-        raise NotImplementedError
+        """Names accepted by :meth:`forward_to` and :meth:`activations`:
+        ``["layer0", "layer1.depthwise", "layer1", ..., "layer4", "output"]`` for the
+        five-layer compact architecture (every model of this package)."""
+        return list(COMPACT_LAYER_NAMES)
 
     @property
     def num_filters(self) -> list[int]:

@@ -45,14 +45,6 @@ class FiveLayerModel(V4Model):
         """Filters in layers 0-4."""
         return list(self._num_filters)
 
-    @property
-    def layer_names(self) -> list[str]:
-        """``["layer0", "layer1.depthwise", "layer1", ..., "layer4", "output"]``."""
-        names = ["layer0"]
-        for k in range(1, 5):
-            names += [f"layer{k}.depthwise", f"layer{k}"]
-        return names + ["output"]
-
     def blocks(self) -> list[nn.Module]:
         """The five convolutional blocks, in order."""
         return [getattr(self, f"layer{k}") for k in range(5)]

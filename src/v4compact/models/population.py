@@ -119,14 +119,6 @@ class CompactPopulation(V4Model):
 
     # -- V4Model interface ------------------------------------------------------------
     @property
-    def layer_names(self) -> list[str]:
-        """``["layer0", "layer1.depthwise", "layer1", ..., "layer4", "output"]``."""
-        names = ["layer0"]
-        for k in range(1, 5):
-            names += [f"layer{k}.depthwise", f"layer{k}"]
-        return names + ["output"]
-
-    @property
     def num_filters(self) -> list[int]:
         """Filters of each of the five layers, summed over the models."""
         return [int(v) for v in np.sum(self.filters_per_model, axis=0)]
