@@ -16,7 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data directory (read-only): $V4COMPACT_DATA, default ../shared/v4data."""
-    path = Path(os.environ["V4COMPACT_DATA"])
+    path = Path(os.environ["V4COMPACT_DATA"]).expanduser().resolve()
     if not (path / "sessions.csv").exists():
         pytest.fail(f"real data not found at {path}; set V4COMPACT_DATA to a copy of the release")
     return path
