@@ -41,3 +41,10 @@ def test_console_script_help_lists_every_command():
                     "synthesize", "serve", "site"):
         assert command in out
     assert len(COMMAND_MODULES) >= 8
+
+
+def test_preset_names_in_the_cli_help_are_the_library_presets():
+    from v4compact.cli.synthesize import PRESET_NAMES
+    from v4compact.synthesis import list_presets
+
+    assert sorted(PRESET_NAMES) == sorted(list_presets())

@@ -11,26 +11,9 @@ Typical use::
 
 from __future__ import annotations
 
-import importlib
-
-# name -> submodule; imported on first access so that listing presets (the CLI's parser)
-# does not import torch
-_LAZY = {
-    "Objective": "objectives",
-    "RenderContext": "objectives",
-    "channel": "objectives",
-    "diversity": "objectives",
-    "maximize": "objectives",
-    "minimize": "objectives",
-    "neuron": "objectives",
-    "PRESETS": "presets",
-    "Preset": "presets",
-    "get_preset": "presets",
-    "list_presets": "presets",
-    "SynthesisResult": "render",
-    "render": "render",
-    "synthesize": "render",
-}
+from .objectives import Objective, RenderContext, channel, diversity, maximize, minimize, neuron
+from .presets import PRESETS, Preset, get_preset, list_presets
+from .render import SynthesisResult, render, synthesize
 
 __all__ = [
     "PRESETS",
@@ -48,16 +31,3 @@ __all__ = [
     "render",
     "synthesize",
 ]
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'v4compact.synthesis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

@@ -165,7 +165,9 @@ async function gallery(params) {
       "neuron should like a lot."),
     explain("How to read a card: ", el("b", { text: "R²" }),
       " says how well the model predicts the real neuron on pictures it never saw during training " +
-      "(0 = not at all, 1 = perfectly). ", el("b", { text: "Filters" }),
+      "(0 = not at all, 1 = perfectly; \"raw R²\" is the squared correlation with the measured " +
+      "responses averaged over repeats, which trial-to-trial noise keeps below 1 even for a " +
+      "perfect model). ", el("b", { text: "Filters" }),
       " is the size of the model: how many small pattern detectors it uses in each of its 5 layers."),
     built < cards.length ? el("p", { class: "note" },
       `${built} of ${cards.length} neurons have precomputed pictures and scores; run ` +
@@ -189,7 +191,7 @@ function card(c) {
     image,
     el("div", { class: "title", text: `Neuron ${c.neuron_id}` }),
     el("div", { class: "meta" }, `monkey ${c.animal} · `,
-      el("span", { class: "badge", text: c.heldout ? `R² ${fmt(c.heldout.value)}` : "R² n/a" })),
+      el("span", { class: "badge", text: c.heldout ? `${c.heldout.metric.replace("R^2", "R²")} ${fmt(c.heldout.value)}` : "R² n/a" })),
     el("div", { class: "meta", text: c.num_filters ? `filters ${c.num_filters.join("·")}` : "" }));
 }
 
