@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -35,17 +36,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 IMAGE_MEAN = np.array([116.222, 109.270, 100.381], dtype=np.float32)
-MODEL_SESSIONS = (190923, 201025, 210225, 211022)
-TEACHERS = (
-    "from_ensemble_model",
-    "linear_from_ensemble_model",
-    "from_V4data_direct_fit",
-    "from_resnet50",
-    "from_resnet50_robust",
-    "from_vgg19",
-    "from_cornets",
-)
-NUM_FILTERS = (5, 10, 25, 35, 50, 75, 100, 200)
+# The Keras venv does not install v4compact; its light, torch-free modules are imported from
+# the source tree so the catalogue's constants are stated once.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from v4compact.data.catalog import MODEL_SESSIONS  # noqa: E402
+from v4compact.data.paths import SHARED_NUM_FILTERS as NUM_FILTERS  # noqa: E402
+from v4compact.data.paths import SHARED_TEACHERS as TEACHERS  # noqa: E402
+
 ACT_MODELS = (
     "compact/190923/0",
     "compact/201025/10",
