@@ -50,7 +50,11 @@ test: lint browser
 	$(BIN)/pytest -q
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_model_load.py
+	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_synthesis.py --neurons 219 --steps 100
+	$(PY) benchmarks/load_test.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
