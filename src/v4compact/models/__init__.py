@@ -15,7 +15,7 @@ Names are imported lazily, so ``import v4compact.models`` does not read any file
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_attributes
 
 _LAZY = {
     "V4Model": "v4compact.models.base",
@@ -33,14 +33,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'v4compact.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
