@@ -63,8 +63,8 @@ def test_keras_config_decides_the_architecture(data_dir):
         assert weights.kind == "shared"
         assert weights.num_filters == [35, 35, 35, 100, 100]
         assert weights.num_outputs == 219
-        assert weights.state_dict["mixing.weight"].shape == (219, 100, 1, 1)
-        assert weights.state_dict["spatial_pool.weight"].shape == (219, 1, 28, 28)
+        assert weights.state_dict["readout.mixing.weight"].shape == (219, 100, 1, 1)
+        assert weights.state_dict["readout.spatial.weight"].shape == (219, 1, 28, 28)
     assert relu.relu and not linear.relu
 
 

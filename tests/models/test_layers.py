@@ -126,15 +126,45 @@ def test_linear_block_has_no_relu_and_uses_moving_statistics():
 
 
 @pytest.mark.parametrize("block_type", [ConvBlock, SeparableBlock])
-def test_inference_fast_path_equals_the_module_path(block_type):
-    """predict() folds batch norm into the convolution; it must equal conv -> bn -> relu."""
+def test_fuse_returns_a_folded_block_with_the_eval_function(block_type):
+    """fuse() folds batch norm into a new block; the original keeps its batch norm."""
     rng = np.random.default_rng(2)
     torch.manual_seed(2)
     block = block_type(6, 4, 5, stride=2, bn_eps=1e-3).double().eval()
     _set_bn(block.bn, rng)
     x = torch.randn(3, 6, 14, 14, dtype=torch.float64)
+    fused = block.fuse()
+    assert fused.bn is None and block.bn is not None
     with torch.no_grad():
         slow = block(x)
+        fast = fused(x)
     with torch.inference_mode():
-        fast = block(x)
+        inference = block(x)  # no hidden folding: the same module path in inference mode
     torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(inference, slow, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("block_type", [ConvBlock, SeparableBlock])
+def test_batch_norm_trains_with_batch_statistics_and_keras_momentum(block_type):
+    """train(): batch statistics, moving averages updated with Keras' momentum 0.99;
+    eval(): moving averages, nothing updated; hooks on bn fire in both modes."""
+    torch.manual_seed(3)
+    block = block_type(3, 4, 5).double()
+    calls = []
+    block.bn.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.randn(8, 3, 9, 9, dtype=torch.float64)
+    block.train()
+    pre = (block.conv(x) if block_type is ConvBlock else
+           block.pointwise(block.depthwise(x))).detach()
+    y = block(x)
+    mean = pre.mean(dim=(0, 2, 3))
+    var = pre.var(dim=(0, 2, 3), unbiased=False)
+    norm = (pre - mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-3)
+    torch.testing.assert_close(y, torch.relu(norm))
+    torch.testing.assert_close(block.bn.running_mean, 0.01 * mean)
+    block.eval()
+    before = block.bn.running_mean.clone()
+    with torch.inference_mode():
+        block(x)
+    torch.testing.assert_close(block.bn.running_mean, before)
+    assert len(calls) == 2

@@ -1,40 +1,42 @@
 """``CompactModel``: the compact model of one V4 neuron (SYSTEM.md §4).
 
-The five-layer core (:mod:`~v4compact.models.core`) followed by the "Beta" readout: the
-``(28, 28, K4)`` map flattened in channels-last ``(H, W, C)`` order — as Keras' ``Flatten``
-does — and a dense layer to one output.
+Core + readout: the five-layer :class:`~v4compact.models.core.CompactCore` followed by the
+"Beta" :class:`~v4compact.models.readouts.DenseReadout` (the ``(28, 28, K4)`` map flattened
+in channels-last order, dense to one output). Outputs are in z-scored units (SYSTEM.md §9).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .core import FiveLayerModel
-from .keras_io import READOUT_SIZE, ModelWeights
+from .arch import DEFAULT_BN_EPS, READOUT_SIZE
+from .core import CompactCore, EncoderModel
+from .keras_io import ModelWeights
+from .readouts import DenseReadout
 
 
-class CompactModel(FiveLayerModel):
+class CompactModel(EncoderModel):
     """One neuron's compact model.
 
     Args:
         num_filters: filters of layers 0-4, e.g. ``[50, 39, 3, 6, 3]``.
         bn_eps: batch-norm epsilon (from the file's config; Keras default 1e-3).
         relu: ReLU after each batch norm (True for every released compact model).
-        model_id: registry id, e.g. ``"compact/201025/10"``.
+        model_id: zoo id, e.g. ``"compact/201025/10"``.
         neuron_id: ``"session/neuron"`` of the output, e.g. ``"201025/10"``.
 
     Attributes:
-        readout: :class:`torch.nn.Linear` ``28*28*K4 -> 1``; ``readout.weight`` is
-            ``(1, 28*28*K4)`` in channels-last flatten order.
+        core: :class:`~v4compact.models.core.CompactCore`.
+        readout: :class:`~v4compact.models.readouts.DenseReadout` ``28*28*K4 -> 1``;
+            ``readout.weight`` is ``(1, 28*28*K4)`` in channels-last flatten order.
     """
 
-    def __init__(self, num_filters: list[int], bn_eps: float = 1e-3, relu: bool = True,
-                 model_id: str = "", neuron_id: str = "") -> None:
-        super().__init__(num_filters, bn_eps, relu)
-        self.readout = nn.Linear(READOUT_SIZE * READOUT_SIZE * self.num_filters[4], 1)
+    def __init__(self, num_filters: Sequence[int], bn_eps: float = DEFAULT_BN_EPS,
+                 relu: bool = True, model_id: str = "", neuron_id: str = "") -> None:
+        core = CompactCore(num_filters, bn_eps, relu)
+        super().__init__(core, DenseReadout(core.num_filters[-1], 1, READOUT_SIZE))
         self.model_id = model_id
         self.neuron_ids = [neuron_id or model_id or "neuron"]
         self.eval()
@@ -51,19 +53,23 @@ class CompactModel(FiveLayerModel):
                 "load_shared_model"
             )
         model = cls(weights.num_filters, weights.bn_eps, weights.relu, model_id, neuron_id)
-        model.load_weights(weights)
+        model.load_arrays(weights.state_dict)
         return model
 
-    def head(self, features: torch.Tensor) -> torch.Tensor:
-        """``(N, K4, 28, 28)`` -> ``(N, 1)``: channels-last flatten, then the dense readout."""
-        flat = features.permute(0, 2, 3, 1).reshape(features.shape[0], -1)
-        return F.linear(flat, self.readout.weight, self.readout.bias)
+    @classmethod
+    def student(cls, num_filters: Sequence[int] | None = None, seed: int | None = None,
+                model_id: str = "", neuron_id: str = "") -> CompactModel:
+        """A freshly initialised (Keras defaults) model in training mode, e.g. a student to
+        distill: 100 filters per layer unless ``num_filters`` is given (SYSTEM.md §9)."""
+        from .arch import STUDENT_NUM_FILTERS
+
+        model = cls(num_filters or STUDENT_NUM_FILTERS, model_id=model_id, neuron_id=neuron_id)
+        return model.reset_parameters(seed).train()
 
     def readout_map(self) -> np.ndarray:
         """The readout weights as a float32 ``(28, 28, K4)`` spatial map per layer-4 filter."""
-        w = self.readout.weight.detach().float().cpu().numpy()
-        return w.reshape(READOUT_SIZE, READOUT_SIZE, self.num_filters[4])
+        return self.readout.spatial_map()
 
     def readout_bias(self) -> float:
-        """The readout's bias (response units)."""
+        """The readout's bias (z-scored units)."""
         return float(self.readout.bias.detach().cpu()[0])

@@ -22,87 +22,59 @@ input images are exact.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelFormatError
-
-#: TensorFlow "same" padding of a 5x5 stride-2 conv on an even size: 1 before, 2 after.
-_PAD_STRIDE2 = (1, 2, 1, 2)
-_STRIDES = (1, 2, 2, 1, 1)
-#: Stage names a group can stop at (the population's ``layer_names`` without "output").
-STAGE_NAMES: tuple[str, ...] = (
-    "layer0",
-    "layer1.depthwise",
-    "layer1",
-    "layer2.depthwise",
-    "layer2",
-    "layer3.depthwise",
-    "layer3",
-    "layer4.depthwise",
-    "layer4",
+from .arch import (
+    IMAGE_SIZE,
+    KERNEL_SIZE,
+    LAYER_SIZES,
+    LAYER_STRIDES,
+    NUM_LAYERS,
+    READOUT_SIZE,
+    STAGE_NAMES,
+    same_padding,
 )
 
-
-def _bn_scale_shift(state: Mapping[str, torch.Tensor], prefix: str, eps: float):
-    gamma = state[f"{prefix}.bn.weight"].double()
-    beta = state[f"{prefix}.bn.bias"].double()
-    mean = state[f"{prefix}.bn.running_mean"].double()
-    var = state[f"{prefix}.bn.running_var"].double()
-    scale = gamma / torch.sqrt(var + eps)
-    return scale, beta - mean * scale
+__all__ = ["STAGE_NAMES", "FusedGroup", "folded_arrays", "plan_groups"]
 
 
-def fold_compact_state(state: Mapping[str, torch.Tensor], bn_eps: float) -> dict[str, torch.Tensor]:
-    """Fold the batch norms of one compact model into its convolutions (exact, in float64).
+def _same_pad(size: int, stride: int) -> tuple[int, int, int, int]:
+    """``F.pad`` argument of TensorFlow "same" padding for a square map of side ``size``."""
+    before, after = same_padding(size, KERNEL_SIZE, stride)
+    return before, after, before, after
+
+
+def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
+    """One compact model's weights with batch norm folded in (float64, via ``model.fuse()``).
 
     Args:
-        state: a ``CompactModel`` state dict (names of ``docs/dev/interfaces.md``):
-            ``layer0.conv.{weight,bias}``, ``layerK.depthwise.weight`` ``(C, 1, 5, 5)``,
-            ``layerK.pointwise.{weight,bias}``, ``layerK.bn.*``, ``readout.{weight,bias}``.
-        bn_eps: the batch-norm epsilon of the model (Keras default 1e-3).
+        model: a :class:`~v4compact.models.compact.CompactModel` (any device, unchanged).
 
     Returns:
-        float64 tensors: ``conv0.weight (K0, 3, 5, 5)``, ``conv0.bias (K0,)``, and for
+        float64 CPU tensors: ``conv0.weight (K0, 3, 5, 5)``, ``conv0.bias (K0,)``, and for
         k = 1..4 ``dwK.weight (K_{k-1}, 1, 5, 5)``, ``pwK.weight (K_{k-1}, K_k)`` (input
         channels first, ready for ``features @ weight``), ``pwK.bias (K_k,)``; then
         ``readout.weight (28*28, K4)`` (rows in (H, W) order) and ``readout.bias ()``.
-
-    Raises:
-        ModelFormatError: if a name is missing or a shape does not fit the architecture.
     """
-    try:
-        scale, shift = _bn_scale_shift(state, "layer0", bn_eps)
-        w0 = state["layer0.conv.weight"].double()
-        b0 = state["layer0.conv.bias"].double()
-        out = {
-            "conv0.weight": w0 * scale[:, None, None, None],
-            "conv0.bias": b0 * scale + shift,
-        }
-        for k in range(1, 5):
-            scale, shift = _bn_scale_shift(state, f"layer{k}", bn_eps)
-            pw = state[f"layer{k}.pointwise.weight"].double()
-            pw = pw.reshape(pw.shape[0], pw.shape[1])  # (Cout, Cin[, 1, 1]) -> (Cout, Cin)
-            out[f"dw{k}.weight"] = state[f"layer{k}.depthwise.weight"].double()
-            out[f"pw{k}.weight"] = (pw * scale[:, None]).t().contiguous()
-            out[f"pw{k}.bias"] = state[f"layer{k}.pointwise.bias"].double() * scale + shift
-        k4 = out["pw4.weight"].shape[1]
-        readout = state["readout.weight"].double()
-        out["readout.weight"] = readout.reshape(28 * 28, k4)
-        out["readout.bias"] = state["readout.bias"].double().reshape(())
-    except KeyError as err:
-        raise ModelFormatError(
-            f"compact-model state dict lacks {err.args[0]!r}; build populations from "
-            "CompactModel objects (v4compact.load_compact_model)"
-        ) from None
-    except RuntimeError as err:
-        raise ModelFormatError(
-            f"compact-model state dict has inconsistent shapes ({err}); "
-            "build populations from CompactModel objects"
-        ) from None
+    fused = copy.deepcopy(model).cpu().double().fuse()
+    core = fused.core
+    with torch.no_grad():
+        out = {"conv0.weight": core.layer0.conv.weight.clone(),
+               "conv0.bias": core.layer0.conv.bias.clone()}
+        for k in range(1, NUM_LAYERS):
+            block = getattr(core, f"layer{k}")
+            pw = block.pointwise.weight
+            out[f"dw{k}.weight"] = block.depthwise.weight.clone()
+            out[f"pw{k}.weight"] = pw.reshape(pw.shape[0], pw.shape[1]).t().contiguous()
+            out[f"pw{k}.bias"] = block.pointwise.bias.clone()
+        k4 = core.num_filters[-1]
+        out["readout.weight"] = fused.readout.weight.reshape(READOUT_SIZE * READOUT_SIZE, k4)
+        out["readout.bias"] = fused.readout.bias.reshape(())
     return out
 
 
@@ -114,7 +86,7 @@ class FusedGroup(nn.Module):
     """A few compact models folded and concatenated into one block-diagonal network.
 
     Args:
-        folded: per model, the output of :func:`fold_compact_state`, in output order.
+        folded: per model, the output of :func:`folded_arrays`, in output order.
 
     Attributes:
         num_models: number of models (output columns) in the group.
@@ -145,7 +117,8 @@ class FusedGroup(nn.Module):
             self.register_buffer(f"pw{k}_bias", cat([m[f"pw{k}.bias"] for m in folded]).to(f32))
         # readout: (28*28, K4_m) per model -> one (28*28*sum K4, models) matrix in (H, W, C) order
         k4 = [m["readout.weight"].shape[1] for m in folded]
-        readout = torch.zeros(28 * 28, sum(k4), self.num_models, dtype=torch.float64)
+        readout = torch.zeros(READOUT_SIZE * READOUT_SIZE, sum(k4), self.num_models,
+                              dtype=torch.float64)
         start = 0
         for index, (model, width) in enumerate(zip(folded, k4, strict=True)):
             readout[:, start : start + width, index] = model["readout.weight"]
@@ -174,16 +147,21 @@ class FusedGroup(nn.Module):
             ``fn`` maps the previous step's output to this step's (the first takes the
             images). :meth:`forward` chains them; a profiler can time them one by one.
         """
+        pad0 = same_padding(IMAGE_SIZE, KERNEL_SIZE, LAYER_STRIDES[0])[0]
         steps = [("layer0", lambda x: F.conv2d(x, self.conv0_weight, self.conv0_bias,
-                                               padding=2).relu_())]
-        for k in range(1, 5):
+                                               padding=pad0).relu_())]
+        for k in range(1, NUM_LAYERS):
             dw = getattr(self, f"dw{k}_weight")
-            if _STRIDES[k] == 2:
-                def depthwise(y, dw=dw):
-                    return F.conv2d(F.pad(y, _PAD_STRIDE2), dw, stride=2, groups=dw.shape[0])
+            stride = LAYER_STRIDES[k]
+            before, after = same_padding(LAYER_SIZES[k - 1], KERNEL_SIZE, stride)
+            if before != after:
+                pad = _same_pad(LAYER_SIZES[k - 1], stride)
+
+                def depthwise(y, dw=dw, stride=stride, pad=pad):
+                    return F.conv2d(F.pad(y, pad), dw, stride=stride, groups=dw.shape[0])
             else:
-                def depthwise(y, dw=dw):
-                    return F.conv2d(y, dw, padding=2, groups=dw.shape[0])
+                def depthwise(y, dw=dw, stride=stride, pad=before):
+                    return F.conv2d(y, dw, stride=stride, padding=pad, groups=dw.shape[0])
 
             weight, bias = getattr(self, f"pw{k}_weight"), getattr(self, f"pw{k}_bias")
 

@@ -17,22 +17,23 @@ Weights-only formats (``.weights.h5``, ``.npy``, ``.pt``) carry no activations n
 epsilon: they are read as ReLU networks with the Keras default epsilon 1e-3, which is what
 every released compact model uses.
 
-The result is a :class:`ModelWeights`: the architecture (kind, filters per layer, ReLU or
+The architecture's facts come from :mod:`.arch`; this module only reads files. The result
+is a :class:`ModelWeights`: the architecture (kind, filters per layer, ReLU or
 not, epsilon) and a state dict in the layout of :class:`~v4compact.models.compact.CompactModel`
 or :class:`~v4compact.models.shared.SharedCompactModel`:
 
 =====================================  ==========================================  ============
 Keras (layer role / variable)          PyTorch name                                transpose
 =====================================  ==========================================  ============
-layer0 Conv2D kernel (5,5,3,K)         ``layer0.conv.weight`` (K,3,5,5)            (3,2,0,1)
-layer0 Conv2D bias (K,)                ``layer0.conv.bias``                        -
-SeparableConv2D depthwise (5,5,C,1)    ``layerK.depthwise.weight`` (C,1,5,5)       (2,3,0,1)
-SeparableConv2D pointwise (1,1,C,K)    ``layerK.pointwise.weight`` (K,C,1,1)       (3,2,0,1)
-SeparableConv2D bias (K,)              ``layerK.pointwise.bias``                   -
-BatchNorm gamma/beta/mean/variance     ``layerK.bn.weight/bias/running_mean/var``  -
+layer0 Conv2D kernel (5,5,3,K)         ``core.layer0.conv.weight`` (K,3,5,5)       (3,2,0,1)
+layer0 Conv2D bias (K,)                ``core.layer0.conv.bias``                   -
+SeparableConv2D depthwise (5,5,C,1)    ``core.layerK.depthwise.weight`` (C,1,5,5)  (2,3,0,1)
+SeparableConv2D pointwise (1,1,C,K)    ``core.layerK.pointwise.weight`` (K,C,1,1)  (3,2,0,1)
+SeparableConv2D bias (K,)              ``core.layerK.pointwise.bias``              -
+BatchNorm gamma/beta/mean/variance     ``core.layerK.bn.weight/bias/running_*``    -
 Dense "Beta" kernel (28*28*K4, 1)      ``readout.weight`` (1, 28*28*K4)            (1,0)
-Conv2D "mixing_stage" (1,1,100,219)    ``mixing.weight`` (219,100,1,1)             (3,2,0,1)
-DepthwiseConv2D "spatial_pool_stage"   ``spatial_pool.weight`` (219,1,28,28)       (2,3,0,1)
+Conv2D "mixing_stage" (1,1,100,219)    ``readout.mixing.weight`` (219,100,1,1)     (3,2,0,1)
+DepthwiseConv2D "spatial_pool_stage"   ``readout.spatial.weight`` (219,1,28,28)    (2,3,0,1)
 =====================================  ==========================================  ============
 """
 
@@ -50,13 +51,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataNotFoundError, ModelFormatError
+from .arch import (
+    DEFAULT_BN_EPS,
+    KERNEL_SIZE,
+    LAYER_STRIDES,
+    NUM_LAYERS,
+    READOUT_SIZE,
+    state_dict_shapes,
+)
 
-#: Stride of each of the five convolutional layers.
-LAYER_STRIDES = (1, 2, 2, 1, 1)
-#: Spatial size of the last feature map for a 112x112 input.
-READOUT_SIZE = 28
-KERNEL_SIZE = 5
-DEFAULT_BN_EPS = 1e-3
 #: The upstream PyTorch port's ``layer1-4_bn.running_var`` hold Keras' moving variance + this.
 PT_FOLDED_EPS = 1e-3
 
@@ -71,8 +74,9 @@ FORMAT_ALIASES = {"pt": "torch", "weights_h5": "weights-h5", "weights.h5": "weig
 _KERAS3_PATHS_CORE = {
     "conv0": "conv2d",
     "bn0": "batch_normalization",
-    **{f"sep{k}": "separable_conv2d" + ("" if k == 1 else f"_{k - 1}") for k in range(1, 5)},
-    **{f"bn{k}": f"batch_normalization_{k}" for k in range(1, 5)},
+    **{f"sep{k}": "separable_conv2d" + ("" if k == 1 else f"_{k - 1}")
+       for k in range(1, NUM_LAYERS)},
+    **{f"bn{k}": f"batch_normalization_{k}" for k in range(1, NUM_LAYERS)},
 }
 _KERAS3_PATHS = {
     "compact": {**_KERAS3_PATHS_CORE, "dense": "dense"},
@@ -296,7 +300,7 @@ def _parse_keras_config(layers: list[tuple[str, str, dict]], path: Path) -> dict
     seq = [entry for entry in layers if entry[0] != "InputLayer"]
     roles: dict[str, str] = {}
     eps_values, relus, filters, pos = [], [], [], 0
-    for k in range(5):
+    for k in range(NUM_LAYERS):
         want = "Conv2D" if k == 0 else "SeparableConv2D"
         if pos >= len(seq) or seq[pos][0] != want:
             raise fail(f"layer {k} is not a {want}")
@@ -403,7 +407,7 @@ def read_npy(path: str | os.PathLike) -> ModelWeights:
             "Keras weights"
         )
     arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    core = ["conv0", "bn0"] + [r for k in range(1, 5) for r in (f"sep{k}", f"bn{k}")]
+    core = ["conv0", "bn0"] + [r for k in range(1, NUM_LAYERS) for r in (f"sep{k}", f"bn{k}")]
     if len(arrays) == 36:
         kind, roles = "compact", core + ["dense"]
     elif len(arrays) == 38:
@@ -460,18 +464,18 @@ def _load_npy_restricted(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- .pt
 
 
-def _pt_name_map(num_layers: int = 5) -> dict[str, str]:
+def _pt_name_map() -> dict[str, str]:
     """Upstream PyTorch-port names -> ours (``num_batches_tracked`` is dropped)."""
-    mapping = {"layers.layer0_conv.weight": "layer0.conv.weight",
-               "layers.layer0_conv.bias": "layer0.conv.bias",
+    mapping = {"layers.layer0_conv.weight": "core.layer0.conv.weight",
+               "layers.layer0_conv.bias": "core.layer0.conv.bias",
                "layers.Beta.weight": "readout.weight", "layers.Beta.bias": "readout.bias"}
-    for k in range(num_layers):
+    for k in range(NUM_LAYERS):
         for var in ("weight", "bias", "running_mean", "running_var"):
-            mapping[f"layers.layer{k}_bn.{var}"] = f"layer{k}.bn.{var}"
+            mapping[f"layers.layer{k}_bn.{var}"] = f"core.layer{k}.bn.{var}"
         if k > 0:
-            mapping[f"layers.layer{k}_conv_depth.weight"] = f"layer{k}.depthwise.weight"
-            mapping[f"layers.layer{k}_conv_point.weight"] = f"layer{k}.pointwise.weight"
-            mapping[f"layers.layer{k}_conv_point.bias"] = f"layer{k}.pointwise.bias"
+            mapping[f"layers.layer{k}_conv_depth.weight"] = f"core.layer{k}.depthwise.weight"
+            mapping[f"layers.layer{k}_conv_point.weight"] = f"core.layer{k}.pointwise.weight"
+            mapping[f"layers.layer{k}_conv_point.bias"] = f"core.layer{k}.pointwise.bias"
     return mapping
 
 
@@ -503,11 +507,11 @@ def read_pt(path: str | os.PathLike) -> ModelWeights:
             f"{unknown[:3]}, missing keys {missing[:3]})"
         )
     arrays = {ours: state[theirs].detach().cpu().numpy() for theirs, ours in mapping.items()}
-    for k in range(1, 5):
+    for k in range(1, NUM_LAYERS):
         # The port stores the separable layers' moving variance with the Keras epsilon
         # already added (var + 1e-3; found by comparing with the .keras files, exact in
         # float64); layer 0's is stored as is. Undo it so that eps = 1e-3 applies once.
-        name = f"layer{k}.bn.running_var"
+        name = f"core.layer{k}.bn.running_var"
         if (arrays[name] < PT_FOLDED_EPS).any():
             raise ModelFormatError(
                 f"{path.name}: {name} has values below {PT_FOLDED_EPS}; not the upstream "
@@ -515,7 +519,7 @@ def read_pt(path: str | os.PathLike) -> ModelWeights:
             )
         arrays[name] = arrays[name].astype(np.float64) - PT_FOLDED_EPS
     sd = {name: value.astype(np.float32) for name, value in arrays.items()}
-    num_filters = [int(sd[f"layer{k}.bn.weight"].shape[0]) for k in range(5)]
+    num_filters = [int(sd[f"core.layer{k}.bn.weight"].shape[0]) for k in range(NUM_LAYERS)]
     _check_state_dict(sd, "compact", num_filters, 1, path)
     return ModelWeights("compact", num_filters, 1, True, DEFAULT_BN_EPS, sd, path, "torch")
 
@@ -528,7 +532,7 @@ def _finish(keras_weights: dict[str, list[np.ndarray]], arch: dict, path: Path,
     kind = arch["kind"]
     try:
         num_filters = [int(keras_weights["conv0"][0].shape[-1])] + [
-            int(keras_weights[f"sep{k}"][1].shape[-1]) for k in range(1, 5)]
+            int(keras_weights[f"sep{k}"][1].shape[-1]) for k in range(1, NUM_LAYERS)]
         num_outputs = 1 if kind == "compact" else int(keras_weights["mixing"][0].shape[-1])
     except (IndexError, KeyError):
         raise ModelFormatError(f"{path.name}: kernel arrays have the wrong rank") from None
@@ -548,61 +552,36 @@ def keras_to_state_dict(keras_weights: dict[str, list[np.ndarray]],
     """Keras weight lists by role -> our state dict (see the module table; no checks)."""
     sd: dict[str, np.ndarray] = {}
     kernel, bias = keras_weights["conv0"]
-    sd["layer0.conv.weight"] = _t(kernel, (3, 2, 0, 1))
-    sd["layer0.conv.bias"] = bias
-    for k in range(1, 5):
+    sd["core.layer0.conv.weight"] = _t(kernel, (3, 2, 0, 1))
+    sd["core.layer0.conv.bias"] = bias
+    for k in range(1, NUM_LAYERS):
         depthwise, pointwise, bias = keras_weights[f"sep{k}"]
-        sd[f"layer{k}.depthwise.weight"] = _t(depthwise, (2, 3, 0, 1))
-        sd[f"layer{k}.pointwise.weight"] = _t(pointwise, (3, 2, 0, 1))
-        sd[f"layer{k}.pointwise.bias"] = bias
-    for k in range(5):
+        sd[f"core.layer{k}.depthwise.weight"] = _t(depthwise, (2, 3, 0, 1))
+        sd[f"core.layer{k}.pointwise.weight"] = _t(pointwise, (3, 2, 0, 1))
+        sd[f"core.layer{k}.pointwise.bias"] = bias
+    for k in range(NUM_LAYERS):
         gamma, beta, mean, var = keras_weights[f"bn{k}"]
-        sd[f"layer{k}.bn.weight"] = gamma
-        sd[f"layer{k}.bn.bias"] = beta
-        sd[f"layer{k}.bn.running_mean"] = mean
-        sd[f"layer{k}.bn.running_var"] = var
+        sd[f"core.layer{k}.bn.weight"] = gamma
+        sd[f"core.layer{k}.bn.bias"] = beta
+        sd[f"core.layer{k}.bn.running_mean"] = mean
+        sd[f"core.layer{k}.bn.running_var"] = var
     if kind == "compact":
         kernel, bias = keras_weights["dense"]
         sd["readout.weight"] = np.ascontiguousarray(kernel.T)
         sd["readout.bias"] = bias
     else:
         kernel, bias = keras_weights["mixing"]
-        sd["mixing.weight"] = _t(kernel, (3, 2, 0, 1))
-        sd["mixing.bias"] = bias
+        sd["readout.mixing.weight"] = _t(kernel, (3, 2, 0, 1))
+        sd["readout.mixing.bias"] = bias
         kernel, bias = keras_weights["spatial_pool"]
-        sd["spatial_pool.weight"] = _t(kernel, (2, 3, 0, 1))
-        sd["spatial_pool.bias"] = bias
+        sd["readout.spatial.weight"] = _t(kernel, (2, 3, 0, 1))
+        sd["readout.spatial.bias"] = bias
     return sd
-
-
-def expected_shapes(kind: str, num_filters: list[int],
-                    num_outputs: int = 1) -> dict[str, tuple[int, ...]]:
-    """Shape of every state-dict entry of a model with these filter counts."""
-    k = KERNEL_SIZE
-    shapes: dict[str, tuple[int, ...]] = {"layer0.conv.weight": (num_filters[0], 3, k, k),
-                                          "layer0.conv.bias": (num_filters[0],)}
-    for i in range(1, 5):
-        cin, cout = num_filters[i - 1], num_filters[i]
-        shapes[f"layer{i}.depthwise.weight"] = (cin, 1, k, k)
-        shapes[f"layer{i}.pointwise.weight"] = (cout, cin, 1, 1)
-        shapes[f"layer{i}.pointwise.bias"] = (cout,)
-    for i in range(5):
-        for var in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"layer{i}.bn.{var}"] = (num_filters[i],)
-    if kind == "compact":
-        shapes["readout.weight"] = (1, READOUT_SIZE * READOUT_SIZE * num_filters[4])
-        shapes["readout.bias"] = (1,)
-    else:
-        shapes["mixing.weight"] = (num_outputs, num_filters[4], 1, 1)
-        shapes["mixing.bias"] = (num_outputs,)
-        shapes["spatial_pool.weight"] = (num_outputs, 1, READOUT_SIZE, READOUT_SIZE)
-        shapes["spatial_pool.bias"] = (num_outputs,)
-    return shapes
 
 
 def _check_state_dict(sd: dict[str, np.ndarray], kind: str, num_filters: list[int],
                       num_outputs: int, path: Path) -> None:
-    for name, shape in expected_shapes(kind, num_filters, num_outputs).items():
+    for name, shape in state_dict_shapes(kind, num_filters, num_outputs).items():
         got = tuple(sd[name].shape) if name in sd else None
         if got != shape:
             raise ModelFormatError(

@@ -2,20 +2,18 @@
 
 Three details decide numerical identity with the released Keras models:
 
-- **TensorFlow "same" padding.** The output has ``ceil(size / stride)`` pixels and the total
-  padding ``max((out - 1) * stride + kernel - size, 0)`` is split with the smaller half
-  *before*. With a 5x5 kernel and stride 2 on an even size (112 -> 56, 56 -> 28) that is
-  1 pixel before and 2 after, which PyTorch's symmetric ``padding=`` cannot express.
+- **TensorFlow "same" padding** (:func:`~v4compact.models.arch.same_padding`): with a 5x5
+  kernel and stride 2 on an even size it pads 1 pixel before and 2 after, which PyTorch's
+  symmetric ``padding=`` cannot express.
 - **Keras-order separable convolution**: a 5x5 depthwise convolution without bias, then a
   1x1 pointwise convolution with bias.
-- **Batch norm in inference mode** with the epsilon stored in the file (Keras default 1e-3,
-  not PyTorch's 1e-5), using the moving mean and variance.
+- **Batch norm** with the epsilon stored in the file (Keras default 1e-3, not PyTorch's
+  1e-5) and Keras' momentum (0.99, i.e. PyTorch ``momentum=0.01``).
 
-Under ``torch.inference_mode()`` (what ``predict`` and ``activations`` use) and in eval mode,
-the blocks fold the batch norm into the convolution's weights on the fly and apply the ReLU
-in place: the same function up to float rounding (~1e-7 relative), about 20% faster on CPU.
-Everywhere else (training, gradients, ``torch.no_grad``) they run conv -> batch norm -> ReLU
-as separate modules.
+Batch norm behaves as in PyTorch: ``train()`` normalises with batch statistics and updates
+the moving averages, ``eval()`` uses the moving averages. Folding batch norm into the
+convolution before it is explicit: :meth:`ConvBlock.fuse` / :meth:`SeparableBlock.fuse`
+return a new block without batch norm that computes the same eval-mode function.
 """
 
 from __future__ import annotations
@@ -24,47 +22,47 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .arch import BN_MOMENTUM, DEFAULT_BN_EPS, KERNEL_SIZE, same_padding
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow "same" padding along one axis.
-
-    Args:
-        size: input length (pixels).
-        kernel: kernel length (pixels).
-        stride: stride (pixels).
-
-    Returns:
-        ``(before, after)`` padding in pixels; the output length is ``ceil(size / stride)``.
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+__all__ = [
+    "ConvBlock",
+    "SameConv2d",
+    "SeparableBlock",
+    "fold_batch_norm",
+    "glorot_uniform_",
+    "keras_init_",
+    "same_padding",
+]
 
 
 def fold_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None,
                     bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold inference batch norm into the convolution before it.
+    """Fold eval-mode batch norm into the convolution before it (the one implementation).
 
     ``bn(conv(x, w, b)) == conv(x, w * s, (b - mean) * s + beta)`` with
     ``s = gamma / sqrt(moving_var + eps)`` per output channel.
 
+    Args:
+        weight: convolution weight ``(Cout, ...)``.
+        bias: convolution bias ``(Cout,)`` or ``None``.
+        bn: the batch norm that follows (its moving statistics are used).
+
     Returns:
-        ``(weight, bias)`` of the folded convolution, same shapes as the convolution's.
+        ``(weight, bias)`` of the folded convolution, same shapes and dtype as the inputs.
     """
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     base = bn.running_mean.neg() if bias is None else bias - bn.running_mean
     return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), base * scale + bn.bias
 
 
-def _fast_path(module: nn.Module) -> bool:
-    # predict()/activations() run in inference mode: no gradient, eval batch norm
-    return torch.is_inference_mode_enabled() and not module.training
-
-
 def _relu(x: torch.Tensor) -> torch.Tensor:
-    # in place when no gradient is recorded (x is a fresh batch-norm output): saves one
-    # full-size memory pass per layer in predict()
+    # in place when no graph is recorded (x is a fresh convolution / batch-norm output):
+    # saves one full-size memory pass per layer at inference
     return F.relu_(x) if torch.is_inference_mode_enabled() else F.relu(x)
+
+
+def _batch_norm(channels: int, eps: float) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=eps, momentum=BN_MOMENTUM)
 
 
 class SameConv2d(nn.Conv2d):
@@ -84,63 +82,91 @@ class SameConv2d(nn.Conv2d):
         return self.conv_with(x, self.weight, self.bias)
 
     def conv_with(self, x: torch.Tensor, weight: torch.Tensor,
-                  bias: torch.Tensor | None) -> torch.Tensor:
-        """The same convolution with other weights (e.g. batch norm folded in)."""
+                  bias: torch.Tensor | None, groups: int | None = None) -> torch.Tensor:
+        """The same convolution with other weights (e.g. stacked or folded ones)."""
         kh, kw = self.kernel_size
         sh, sw = self.stride
+        groups = self.groups if groups is None else groups
         top, bottom = same_padding(x.shape[-2], kh, sh)
         left, right = same_padding(x.shape[-1], kw, sw)
         if top == bottom and left == right:
             # symmetric: let the convolution pad (no extra copy of the input)
-            return F.conv2d(x, weight, bias, self.stride, (top, left), 1, self.groups)
+            return F.conv2d(x, weight, bias, self.stride, (top, left), 1, groups)
         x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, weight, bias, self.stride, 0, 1, self.groups)
+        return F.conv2d(x, weight, bias, self.stride, 0, 1, groups)
 
 
 class ConvBlock(nn.Module):
     """Full convolution -> batch norm -> optional ReLU (layer 0 of the compact models).
 
+    Args:
+        in_channels, out_channels: channels in and out.
+        kernel_size: kernel side (pixels).
+        stride: stride (pixels), TensorFlow "same" padding.
+        bn_eps: batch-norm epsilon.
+        relu: whether a ReLU follows the batch norm (False for the "linear" teacher).
+        batch_norm: False for a folded block (see :meth:`fuse`).
+
     Attributes:
         conv: :class:`SameConv2d` ``in_channels -> out_channels``, with bias.
-        bn: :class:`torch.nn.BatchNorm2d` with the file's epsilon.
-        relu: whether a ReLU follows the batch norm (False for the "linear" teacher).
+        bn: :class:`torch.nn.BatchNorm2d`, or ``None`` in a folded block.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5,
-                 stride: int = 1, bn_eps: float = 1e-3, relu: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = KERNEL_SIZE,
+                 stride: int = 1, bn_eps: float = DEFAULT_BN_EPS, relu: bool = True,
+                 batch_norm: bool = True) -> None:
         super().__init__()
         self.conv = SameConv2d(in_channels, out_channels, kernel_size, stride=stride)
-        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps)
+        self.bn = _batch_norm(out_channels, bn_eps) if batch_norm else None
         self.relu = relu
+        self.bn_eps = float(bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, Cin, H, W)`` -> ``(N, Cout, H / stride, W / stride)``."""
-        if _fast_path(self):
-            x = self.conv.conv_with(x, *fold_batch_norm(self.conv.weight, self.conv.bias,
-                                                        self.bn))
-        else:
-            x = self.bn(self.conv(x))
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
         return _relu(x) if self.relu else x
+
+    def fuse(self) -> ConvBlock:
+        """A new block without batch norm computing this block's eval-mode function."""
+        conv = self.conv
+        out = ConvBlock(conv.in_channels, conv.out_channels, conv.kernel_size[0],
+                        conv.stride[0], self.bn_eps, self.relu, batch_norm=False)
+        out.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            weight, bias = (conv.weight, conv.bias) if self.bn is None else \
+                fold_batch_norm(conv.weight, conv.bias, self.bn)
+            out.conv.weight.copy_(weight)
+            out.conv.bias.copy_(bias)
+        return out.train(self.training)
 
 
 class SeparableBlock(nn.Module):
     """Keras-order separable convolution -> batch norm -> optional ReLU (layers 1-4).
 
+    Args: as for :class:`ConvBlock`, and ``pointwise_groups``: groups of the 1x1 convolution
+        (1 for one model; the number of models in a
+        :class:`~v4compact.models.stack.CompactStack`, whose pointwise is block-diagonal).
+
     Attributes:
         depthwise: depthwise :class:`SameConv2d`, weight ``(Cin, 1, k, k)``, no bias.
-        pointwise: 1x1 convolution ``Cin -> Cout``, weight ``(Cout, Cin, 1, 1)``, with bias.
-        bn: :class:`torch.nn.BatchNorm2d` with the file's epsilon.
-        relu: whether a ReLU follows the batch norm.
+        pointwise: 1x1 convolution ``Cin -> Cout``, weight ``(Cout, Cin / groups, 1, 1)``,
+            with bias.
+        bn: :class:`torch.nn.BatchNorm2d`, or ``None`` in a folded block.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5,
-                 stride: int = 1, bn_eps: float = 1e-3, relu: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = KERNEL_SIZE,
+                 stride: int = 1, bn_eps: float = DEFAULT_BN_EPS, relu: bool = True,
+                 batch_norm: bool = True, pointwise_groups: int = 1) -> None:
         super().__init__()
         self.depthwise = SameConv2d(in_channels, in_channels, kernel_size, stride=stride,
                                     groups=in_channels, bias=False)
-        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=True)
-        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=True,
+                                   groups=pointwise_groups)
+        self.bn = _batch_norm(out_channels, bn_eps) if batch_norm else None
         self.relu = relu
+        self.bn_eps = float(bn_eps)
 
     def forward_depthwise(self, x: torch.Tensor) -> torch.Tensor:
         """The depthwise stage alone: ``(N, Cin, H, W)`` -> ``(N, Cin, H / s, W / s)``."""
@@ -148,13 +174,80 @@ class SeparableBlock(nn.Module):
 
     def forward_from_depthwise(self, d: torch.Tensor) -> torch.Tensor:
         """Pointwise, batch norm and ReLU applied to a depthwise output."""
-        if _fast_path(self):
-            weight, bias = fold_batch_norm(self.pointwise.weight, self.pointwise.bias, self.bn)
-            x = F.conv2d(d, weight, bias)
-        else:
-            x = self.bn(self.pointwise(d))
+        x = self.pointwise(d)
+        if self.bn is not None:
+            x = self.bn(x)
         return _relu(x) if self.relu else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, Cin, H, W)`` -> ``(N, Cout, H / stride, W / stride)``."""
         return self.forward_from_depthwise(self.forward_depthwise(x))
+
+    def fuse(self) -> SeparableBlock:
+        """A new block without batch norm computing this block's eval-mode function."""
+        dw, pw = self.depthwise, self.pointwise
+        out = SeparableBlock(pw.in_channels, pw.out_channels, dw.kernel_size[0], dw.stride[0],
+                             self.bn_eps, self.relu, batch_norm=False,
+                             pointwise_groups=pw.groups)
+        out.to(device=pw.weight.device, dtype=pw.weight.dtype)
+        with torch.no_grad():
+            weight, bias = (pw.weight, pw.bias) if self.bn is None else \
+                fold_batch_norm(pw.weight, pw.bias, self.bn)
+            out.depthwise.weight.copy_(dw.weight)
+            out.pointwise.weight.copy_(weight)
+            out.pointwise.bias.copy_(bias)
+        return out.train(self.training)
+
+
+def glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Keras' default kernel initialiser: uniform in ``+-sqrt(6 / (fan_in + fan_out))``.
+
+    Args:
+        weight: tensor to fill in place.
+        fan_in, fan_out: the fans Keras computes from *its* kernel layout (see
+            :func:`keras_init_`).
+        generator: random generator (seeded by the caller for reproducible models).
+    """
+    limit = (6.0 / (fan_in + fan_out)) ** 0.5
+    with torch.no_grad():
+        noise = torch.rand(weight.shape, generator=generator, dtype=torch.float64)
+        weight.copy_((noise * 2 - 1) * limit)
+    return weight
+
+
+def keras_init_(module: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """Initialise every convolution, dense layer and batch norm as Keras does by default.
+
+    Glorot-uniform kernels with Keras' fans (a conv kernel ``(kh, kw, Cin, Cout)`` has fans
+    ``kh*kw*Cin`` / ``kh*kw*Cout``; a depthwise kernel ``(kh, kw, C, 1)`` has ``kh*kw*C`` /
+    ``kh*kw``; a dense kernel ``(in, out)`` has ``in`` / ``out``), zero biases, batch-norm
+    gamma 1, beta 0, moving mean 0, moving variance 1. Modules are visited in
+    registration order, so a seeded generator gives the same model every time.
+
+    Returns:
+        ``module``, initialised in place.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            out_channels, in_per_group, kh, kw = sub.weight.shape
+            taps = kh * kw
+            if sub.groups > 1 and in_per_group == 1 and sub.groups == sub.in_channels:
+                fan_in, fan_out = taps * sub.in_channels, taps * out_channels // sub.groups
+            else:
+                fan_in, fan_out = taps * in_per_group, taps * out_channels // sub.groups
+            glorot_uniform_(sub.weight, fan_in, fan_out, generator)
+        elif isinstance(sub, nn.Linear):
+            glorot_uniform_(sub.weight, sub.in_features, sub.out_features, generator)
+        elif isinstance(sub, nn.BatchNorm2d):
+            sub.reset_running_stats()
+            with torch.no_grad():
+                sub.weight.fill_(1.0)
+                sub.bias.fill_(0.0)
+            continue
+        else:
+            continue
+        if sub.bias is not None:
+            with torch.no_grad():
+                sub.bias.zero_()
+    return module

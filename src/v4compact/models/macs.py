@@ -9,23 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-#: Spatial size (rows = columns) of the output of each of the five layers.
-LAYER_SIZES: tuple[int, ...] = (112, 56, 28, 28, 28)
-#: Input channels (RGB) and kernel side of every convolution.
-IN_CHANNELS = 3
-KERNEL = 5
+from .arch import IN_CHANNELS, KERNEL_SIZE, LAYER_SIZES, NUM_LAYERS, check_num_filters
 
 #: Names of the counted stages, in the order they run.
 STAGES: tuple[str, ...] = (
     "layer0",
-    "layer1.depthwise",
-    "layer1.pointwise",
-    "layer2.depthwise",
-    "layer2.pointwise",
-    "layer3.depthwise",
-    "layer3.pointwise",
-    "layer4.depthwise",
-    "layer4.pointwise",
+    *(f"layer{k}.{part}" for k in range(1, NUM_LAYERS) for part in ("depthwise", "pointwise")),
     "readout",
 )
 
@@ -44,14 +33,15 @@ def compact_macs(num_filters: Sequence[int]) -> dict[str, int]:
     """
     from ..errors import InvalidInputError
 
-    counts = [int(k) for k in num_filters]
-    if len(counts) != 5 or min(counts) < 1:
+    try:
+        counts = check_num_filters(num_filters)
+    except (TypeError, ValueError):
         raise InvalidInputError(
             f"num_filters must be five positive integers, got {list(num_filters)}"
-        )
-    taps = KERNEL * KERNEL
+        ) from None
+    taps = KERNEL_SIZE * KERNEL_SIZE
     out = {"layer0": LAYER_SIZES[0] ** 2 * taps * IN_CHANNELS * counts[0]}
-    for layer in range(1, 5):
+    for layer in range(1, NUM_LAYERS):
         pixels = LAYER_SIZES[layer] ** 2
         out[f"layer{layer}.depthwise"] = pixels * taps * counts[layer - 1]
         out[f"layer{layer}.pointwise"] = pixels * counts[layer - 1] * counts[layer]

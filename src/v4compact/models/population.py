@@ -23,32 +23,16 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..data.catalog import MODEL_SESSIONS
 from ..errors import InvalidInputError
 from .base import V4Model
-from .fused import FusedGroup, fold_compact_state, plan_groups
+from .fused import FusedGroup, folded_arrays, plan_groups
 from .macs import STAGES, compact_macs
+from .zoo import canonical_key
 
 #: Layer-0 channels per fused group; ~64 keeps one image's layer-0 map (3 MB) in L2/L3 cache.
 DEFAULT_GROUP_CHANNELS = 64
 #: Images per group call on CPU (cache-sized work); on other devices the whole batch.
 DEFAULT_CPU_MICRO_BATCH = 2
-
-
-def canonical_key(neuron_id: str) -> tuple[int, int]:
-    """Sort key of a ``"session/neuron"`` id in the canonical output order.
-
-    Raises:
-        InvalidInputError: an id that is not ``"<model session>/<neuron>"``.
-    """
-    session, _, neuron = str(neuron_id).partition("/")
-    try:
-        return MODEL_SESSIONS.index(int(session)), int(neuron)
-    except ValueError:
-        raise InvalidInputError(
-            f"neuron id {neuron_id!r} is not '<session>/<neuron>' with a session among "
-            f"{', '.join(map(str, MODEL_SESSIONS))}"
-        ) from None
 
 
 class CompactPopulation(V4Model):
@@ -109,8 +93,7 @@ class CompactPopulation(V4Model):
         self._sources = [
             {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models
         ]
-        folded = [fold_compact_state(s, eps) for s, eps in
-                  zip(self._sources, self.bn_eps_per_model, strict=True)]
+        folded = [folded_arrays(m) for m in models]
         device = next(iter(models[0].state_dict().values())).device
         plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
         self.groups = nn.ModuleList(FusedGroup([folded[i] for i in g]) for g in plan)
