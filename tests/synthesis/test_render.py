@@ -7,7 +7,10 @@ import pytest
 
 from v4compact.errors import InvalidInputError
 from v4compact.synthesis import get_preset, neuron, render, synthesize
+from v4compact.synthesis.presets import PRESETS
 from v4compact.synthesis.routing import RoutedModels
+
+PRESET_NAMES = sorted(PRESETS)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +53,26 @@ def test_same_seed_gives_identical_images(compact_2, preset):
     assert not np.array_equal(a.images, c.images)
 
 
-def test_batched_equals_per_neuron(routed, compact_10):
-    batched = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=4, progress=False)
-    alone = synthesize(compact_10, seeds=2, steps=4, progress=False)
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_batched_equals_per_neuron(routed, compact_10, preset):
+    """The routed batch runs its compact models as one stack (grouped convolutions, one
+    forward and backward pass); each neuron's images equal those of its model alone."""
+    batched = synthesize(routed, ["201025/2", "201025/10"], seeds=2, steps=4, preset=preset,
+                         progress=False)
+    alone = synthesize(compact_10, seeds=2, steps=4, preset=preset, progress=False)
     diff = np.abs(batched.images[2:].astype(int) - alone.images.astype(int))
-    assert diff.max() <= 1  # float rounding only
-    np.testing.assert_allclose(batched.target_responses[2:], alone.target_responses, rtol=1e-3)
+    assert routed._stacks  # the stacked path ran
+    if get_preset(preset).optimizer == "adam":
+        # Adam divides each Fourier coefficient's gradient by its own magnitude, so the
+        # float rounding of grouped vs single convolutions (gradients equal to ~1e-6) flips
+        # the steps of coefficients whose gradient is ~0: a few pixels differ visibly.
+        assert (diff > 1).mean() < 0.05
+        np.testing.assert_allclose(batched.target_responses[2:], alone.target_responses,
+                                   rtol=0.25)
+    else:
+        assert diff.max() <= 1  # float rounding only
+        np.testing.assert_allclose(batched.target_responses[2:], alone.target_responses,
+                                   rtol=1e-3)
 
 
 def test_shared_model_batch_follows_each_images_own_neuron(data_dir):

@@ -5,6 +5,14 @@ prediction wants; synthesis of 219 neurons x S starts only needs each image's ow
 so running every image through every model wastes a factor of 219.
 :class:`RoutedModels` wraps per-neuron models (e.g. the 219 compact models) and offers
 ``forward_columns(x, columns)``, which the ``neuron`` objective uses when available.
+
+When the members are compact models, the targeted ones run as
+:class:`~v4compact.models.stack.CompactStack` chunks: each model gets its own images in one
+grouped forward (and backward) pass instead of one small pass per model. The stack computes
+the same function as the separate models (to float rounding), so synthesis gives the same
+images; chunks of :data:`STACK_CHUNK` models keep the feature maps cache-sized, and each
+chunk is recomputed in the backward pass (activation checkpointing) so memory stays that of
+one chunk.
 """
 
 from __future__ import annotations
@@ -13,8 +21,14 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import InvalidInputError
+from ..models.stack import CompactStack
+
+#: Models per stacked chunk in :meth:`RoutedModels.forward_columns` (see the module docstring;
+#: measured in ``benchmarks/bench_synthesis.py``).
+STACK_CHUNK = 16
 
 __all__ = ["RoutedModels"]
 
@@ -48,12 +62,29 @@ class RoutedModels(nn.Module):
         self.register_buffer("_owner", torch.tensor(owner), persistent=False)
         self.register_buffer("_local", torch.tensor(local), persistent=False)
         self.model_id = model_id or f"routed[{len(models)} models]"
+        self._stacks: dict[tuple[int, ...], CompactStack] = {}
         self.train(False)  # the members are inference models (batch norm frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All outputs for all images: ``(N, 3, 112, 112)`` re-centred -> ``(N, num_outputs)``."""
         outs = [m(x) for m in self.members]
         return torch.cat([o.reshape(o.shape[0], -1) for o in outs], dim=1)
+
+    def _stackable(self) -> bool:
+        return all(len(getattr(m, "neuron_ids", [])) == 1 and hasattr(m, "core")
+                   and getattr(m.core, "batch_norm", False) for m in self.members)
+
+    def _stack_for(self, owners: tuple[int, ...]) -> CompactStack:
+        """The (cached) eval-mode stack of the members ``owners``."""
+        key = owners
+        stack = self._stacks.get(key)
+        if stack is None:
+            if len(self._stacks) >= 64:  # a long-lived server targets many subsets
+                self._stacks.clear()
+            stack = CompactStack.from_models([self.members[m] for m in owners]).eval()
+            stack.requires_grad_(False)
+            self._stacks[key] = stack
+        return stack
 
     def forward_columns(self, x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Each image's response at its own column, running only the owning model.
@@ -67,6 +98,8 @@ class RoutedModels(nn.Module):
         """
         columns = columns.to(self._owner.device)
         owners = self._owner[columns]
+        if self._stackable():
+            return self._forward_stacked(x, owners)
         locals_ = self._local[columns]
         out = x.new_zeros(x.shape[0])
         for m in torch.unique(owners).tolist():
@@ -75,4 +108,31 @@ class RoutedModels(nn.Module):
             y = y.reshape(y.shape[0], -1)
             out = out.index_put((idx.to(x.device),),
                                 y.gather(1, locals_[idx].to(x.device)[:, None])[:, 0])
+        return out
+
+    def _forward_stacked(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """Images grouped by owner into ``(S, K, 3, H, W)`` grids, one stack pass per chunk.
+
+        Model k's images fill column k of the grid (rows 0..count-1); a model with fewer
+        images than the busiest one gets zero images in the remaining rows (their outputs are
+        discarded).
+        """
+        owners = owners.to(x.device)
+        out = x.new_zeros(x.shape[0])
+        targeted = torch.unique(owners).tolist()
+        grad = torch.is_grad_enabled() and x.requires_grad
+        for start in range(0, len(targeted), STACK_CHUNK):
+            chunk = targeted[start:start + STACK_CHUNK]
+            index, rows, cols = [], [], []
+            for k, m in enumerate(chunk):
+                idx = (owners == m).nonzero(as_tuple=True)[0]
+                index.append(idx)
+                rows.append(torch.arange(len(idx), device=x.device))
+                cols.append(torch.full((len(idx),), k, device=x.device))
+            index, rows, cols = torch.cat(index), torch.cat(rows), torch.cat(cols)
+            grid = x.new_zeros(int(rows.max()) + 1, len(chunk), *x.shape[1:])
+            grid = grid.index_put((rows, cols), x[index])
+            stack = self._stack_for(tuple(chunk)).to(x.device)
+            y = checkpoint(stack, grid, use_reentrant=False) if grad else stack(grid)
+            out = out.index_put((index,), y[rows, cols])
         return out
