@@ -8,9 +8,10 @@ import torch
 
 import v4compact
 from v4compact.errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
+from v4compact.models.inputs import to_model_input
 from v4compact.models.macs import STAGES, compact_macs, total_macs
 from v4compact.models.population import CompactPopulation
-from v4compact.models.registry import model_neuron_ids
+from v4compact.models.zoo import model_neuron_ids
 
 SUBSET = ["211022/41", (190923, 0), "compact/201025/10"]
 SUBSET_IDS = ["190923/0", "201025/10", "211022/41"]  # canonical order
@@ -95,7 +96,7 @@ def test_group_size_does_not_change_outputs(subset, natural):
     models = subset.to_compact_models()
     one_group = CompactPopulation(models, group_channels=100_000, micro_batch=5)
     assert len(one_group.groups) == 1
-    x = CompactPopulation.to_input_tensor(natural)
+    x = to_model_input(natural)
     with torch.no_grad():
         ref, out = subset(x), one_group(x)
     assert spread_error(out.numpy(), ref.numpy()).max() < 1e-5
@@ -103,7 +104,7 @@ def test_group_size_does_not_change_outputs(subset, natural):
 
 def test_feature_maps_match_separate_models(subset, natural):
     models = subset.to_compact_models()
-    x = CompactPopulation.to_input_tensor(natural[:2])
+    x = to_model_input(natural[:2])
     with torch.no_grad():
         for layer in subset.layer_names[:-1]:
             fused = subset.forward_to(x, layer)
@@ -190,3 +191,32 @@ def test_load_model_by_id_gives_population(population, data_dir):
     assert model.device == torch.device("cpu")
     assert "groups=" in repr(model)
     assert "population" in v4compact.list_models("pop*", data_dir=data_dir)
+
+
+def test_tuned_on_first_use_then_cached(natural, data_dir, tmp_path, monkeypatch):
+    """The first CPU inference call times the candidate group sizes and micro-batches, keeps
+    the fastest and stores it; a new population on this machine reuses it; outputs do not
+    depend on the choice."""
+    import json
+
+    from v4compact.models import tuning
+
+    monkeypatch.setenv("V4COMPACT_TUNING", str(tmp_path / "tuning.json"))
+    first = v4compact.load_compact_population(SUBSET, data_dir=data_dir)
+    assert not first._tuned
+    out = first.predict(natural[:2])
+    stored = json.loads((tmp_path / "tuning.json").read_text())[tuning.machine_key()]["3"]
+    assert (first.group_channels, first._cpu_micro_batch) == \
+        (stored["group_channels"], stored["micro_batch"])
+    assert len(stored["seconds_per_image"]) == 12
+    again = v4compact.load_compact_population(SUBSET, data_dir=data_dir)
+    assert again._tuned and again.group_channels == first.group_channels
+    fixed = v4compact.load_compact_population(SUBSET, data_dir=data_dir)
+    fixed.regroup(1)  # one model per group
+    assert len(fixed.groups) == 3
+    np.testing.assert_allclose(fixed.predict(natural[:2]), out, rtol=1e-5, atol=1e-5)
+    x = torch.zeros(1, 3, 112, 112, requires_grad=True)
+    first(x).sum().backward()  # groups rebuilt during predict() still record gradients
+    assert x.grad.abs().max() > 0
+    monkeypatch.setenv("V4COMPACT_TUNING", "off")
+    assert tuning.tuning_file() is None and tuning.cached_choice(3) is None

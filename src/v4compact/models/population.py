@@ -15,6 +15,7 @@ weights are buffers, not parameters: train single compact models, not the popula
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,15 +25,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import InvalidInputError
+from . import tuning
 from .base import V4Model
 from .fused import FusedGroup, folded_arrays, plan_groups
 from .macs import STAGES, compact_macs
 from .zoo import canonical_key
 
-#: Layer-0 channels per fused group; ~64 keeps one image's layer-0 map (3 MB) in L2/L3 cache.
-DEFAULT_GROUP_CHANNELS = 64
-#: Images per group call on CPU (cache-sized work); on other devices the whole batch.
-DEFAULT_CPU_MICRO_BATCH = 2
+#: Serialises the one-time tuning of populations used from several threads (a web server).
+_TUNE_LOCK = threading.Lock()
 
 
 class CompactPopulation(V4Model):
@@ -42,9 +42,10 @@ class CompactPopulation(V4Model):
         models: :class:`~v4compact.models.compact.CompactModel` objects (one output each,
             ReLU networks, distinct ``neuron_ids``); they are sorted into canonical order.
         group_channels: target layer-0 channels per fused group (a tuning knob; results do
-            not depend on it beyond float32 rounding).
-        micro_batch: images per group call; ``None`` picks 2 on CPU for inference and the
-            whole batch on other devices or when a gradient is recorded.
+            not depend on it beyond float32 rounding); ``None``: the choice tuned for this
+            machine (:mod:`.tuning`: timed on the first CPU inference call, then cached).
+        micro_batch: images per group call; ``None``: the tuned CPU choice for inference,
+            the whole batch on other devices or when a gradient is recorded.
 
     Attributes:
         model_id: ``"population"``.
@@ -52,7 +53,7 @@ class CompactPopulation(V4Model):
         groups: the :class:`~v4compact.models.fused.FusedGroup` modules.
     """
 
-    def __init__(self, models: Sequence[nn.Module], group_channels: int = DEFAULT_GROUP_CHANNELS,
+    def __init__(self, models: Sequence[nn.Module], group_channels: int | None = None,
                  micro_batch: int | None = None) -> None:
         super().__init__()
         models = list(models)
@@ -74,9 +75,10 @@ class CompactPopulation(V4Model):
             raise InvalidInputError(f"neurons given twice: {', '.join(dup)}; give each once")
         order = sorted(range(len(models)), key=lambda i: canonical_key(ids[i]))
         models = [models[i] for i in order]
-        if not isinstance(group_channels, int) or group_channels < 1:
+        if group_channels is not None and (not isinstance(group_channels, int)
+                                           or group_channels < 1):
             raise InvalidInputError(
-                f"group_channels must be a positive integer, got {group_channels!r}"
+                f"group_channels must be a positive integer or None, got {group_channels!r}"
             )
         if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
             raise InvalidInputError(
@@ -85,7 +87,14 @@ class CompactPopulation(V4Model):
         self.model_id = "population"
         self.neuron_ids = [m.neuron_ids[0] for m in models]
         self.micro_batch = micro_batch
-        self.group_channels = group_channels
+        self._cpu_micro_batch = tuning.DEFAULT_CPU_MICRO_BATCH
+        self._tuned = group_channels is not None or micro_batch is not None
+        if group_channels is None:
+            cached = tuning.cached_choice(len(models))
+            if cached is not None:
+                group_channels, self._cpu_micro_batch = cached
+                self._tuned = True
+        self.group_channels = group_channels or tuning.DEFAULT_GROUP_CHANNELS
         self.filters_per_model = [list(map(int, m.num_filters)) for m in models]
         self.bn_eps_per_model = [float(m.bn_eps) for m in models]
         self._num_parameters = sum(int(m.num_parameters) for m in models)
@@ -93,12 +102,52 @@ class CompactPopulation(V4Model):
         self._sources = [
             {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models
         ]
-        folded = [folded_arrays(m) for m in models]
+        self._folded = [folded_arrays(m) for m in models]
         device = next(iter(models[0].state_dict().values())).device
-        plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
-        self.groups = nn.ModuleList(FusedGroup([folded[i] for i in g]) for g in plan)
+        self.groups = self._make_groups(self.group_channels)
         self.to(device)
         self.eval()
+
+    def _make_groups(self, group_channels: int) -> nn.ModuleList:
+        plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
+        return nn.ModuleList(FusedGroup([self._folded[i] for i in g]) for g in plan)
+
+    def regroup(self, group_channels: int) -> None:
+        """Re-pack the models into groups of about ``group_channels`` layer-0 channels."""
+        if not isinstance(group_channels, int) or group_channels < 1:
+            raise InvalidInputError(
+                f"group_channels must be a positive integer, got {group_channels!r}")
+        device = self.device
+        # outside inference mode: the first-use tuning runs inside predict(), and buffers
+        # made there would be inference tensors that autograd refuses later
+        with torch.inference_mode(False):
+            self.groups = self._make_groups(group_channels).to(device)
+        self.group_channels = group_channels
+
+    def tune(self, x: torch.Tensor, store: bool = True) -> dict[str, float]:
+        """Time the candidate group sizes and micro-batches on ``x``; keep the fastest.
+
+        Args:
+            x: a few re-centred images ``(N, 3, 112, 112)`` (2-4 are enough).
+            store: remember the choice for this machine (see :mod:`.tuning`).
+
+        Returns:
+            Seconds per image of each candidate ``"group_channels/micro_batch"``.
+        """
+        def run(group_channels: int, micro_batch: int) -> None:
+            if group_channels != self.group_channels:
+                self.regroup(group_channels)
+            self._cpu_micro_batch = micro_batch
+            with torch.inference_mode():
+                self._run_groups(x, None, allow_tuning=False)
+
+        (group_channels, micro_batch), timings = tuning.tune(run, len(x))
+        self.regroup(group_channels)
+        self._cpu_micro_batch = micro_batch
+        self._tuned = True
+        if store:
+            tuning.store_choice(self.num_outputs, group_channels, micro_batch, timings)
+        return timings
 
     # -- V4Model interface ------------------------------------------------------------
     @property
@@ -186,7 +235,8 @@ class CompactPopulation(V4Model):
                 f"groups={len(self.groups)}, group_channels={self.group_channels}")
 
     # -- internals ----------------------------------------------------------------------
-    def _run_groups(self, x: torch.Tensor, stop: str | None) -> torch.Tensor:
+    def _run_groups(self, x: torch.Tensor, stop: str | None,
+                    allow_tuning: bool = True) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, 112, 112):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InvalidInputError(
@@ -203,9 +253,16 @@ class CompactPopulation(V4Model):
             memory_format=torch.channels_last
         )
         grad = torch.is_grad_enabled() and x.requires_grad
+        if (allow_tuning and not self._tuned and not grad and x.device.type == "cpu"
+                and len(x) and not torch.jit.is_tracing()):
+            with _TUNE_LOCK:
+                if not self._tuned:
+                    self._tuned = True
+                    if tuning.tuning_file() is not None:
+                        self.tune(x[:4])
         step = self.micro_batch
         if step is None:
-            step = DEFAULT_CPU_MICRO_BATCH if x.device.type == "cpu" else max(len(x), 1)
+            step = self._cpu_micro_batch if x.device.type == "cpu" else max(len(x), 1)
         workers = torch.get_num_threads()
         if grad:
             # recompute each group in the backward pass: memory of one group, not of all;
