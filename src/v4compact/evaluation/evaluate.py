@@ -18,55 +18,46 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data.catalog import MODEL_SESSIONS
 from ..errors import DataNotFoundError, InvalidInputError
 from ..metrics import bootstrap_ci, r2_er, raw_r2, split_half_r2
-from .predictors import Predictor, onnx_predictor, torch_predictor
+from ..models.zoo import (
+    COMPACT,
+    FILE,
+    SHARED,
+    model_neuron_ids,
+    parse_model_id,
+    session_neuron_ids,
+    split_neuron_id,
+)
+from .predictors import Predictor, ensemble_predictor, onnx_predictor, torch_predictor
 from .result import EvaluationResult, NeuronScore
 
 SPLITS = ("heldout", "fit", "all")
 METRICS = ("auto", "r2_er", "raw_r2", "split_half_r2")
 MAPPINGS = ("auto", "direct", "ridge")
-#: Teachers of the 56 shared compact models (SYSTEM.md §5).
-SHARED_TEACHERS = (
-    "from_ensemble_model", "linear_from_ensemble_model", "from_V4data_direct_fit",
-    "from_resnet50", "from_resnet50_robust", "from_vgg19", "from_cornets",
-)
-#: Filters in layers 0-2 of the shared compact models.
-SHARED_NUM_FILTERS = (5, 10, 25, 35, 50, 75, 100, 200)
 _METRIC_FNS = {"r2_er": r2_er, "raw_r2": raw_r2, "split_half_r2": split_half_r2}
 
 
 def shared_model_ids(teachers=None, num_filters=None) -> list[str]:
-    """Ids ``shared/<teacher>/<F>`` of the shared compact models (all 56 by default)."""
-    teachers = SHARED_TEACHERS if teachers is None else tuple(teachers)
-    num_filters = SHARED_NUM_FILTERS if num_filters is None else tuple(int(f) for f in num_filters)
-    for teacher in teachers:
-        if teacher not in SHARED_TEACHERS:
-            raise InvalidInputError(
-                f"unknown teacher {teacher!r}; choose from {', '.join(SHARED_TEACHERS)}"
-            )
-    for f in num_filters:
-        if f not in SHARED_NUM_FILTERS:
-            raise InvalidInputError(
-                f"no shared model with {f} filters; choose from {SHARED_NUM_FILTERS}"
-            )
-    return [f"shared/{t}/{f}" for t in teachers for f in num_filters]
+    """Ids ``shared/<teacher>/<F>`` of the shared compact models (all 56 by default).
+
+    Raises:
+        UnknownModelError: a teacher or filter count that was not released.
+    """
+    return SHARED.ids(teachers, num_filters)
 
 
 def compact_model_ids(sessions=None) -> list[str]:
-    """Ids ``compact/<session>/<k>`` of every compact model of the given sessions."""
-    from ..data.catalog import MODEL_SESSIONS, session_info
+    """Ids ``compact/<session>/<k>`` of every compact model of the given sessions.
 
-    chosen = MODEL_SESSIONS if sessions is None else _session_list(sessions)
-    out = []
-    for sid in chosen:
-        if sid not in MODEL_SESSIONS:
-            raise InvalidInputError(
-                f"session {sid} has no compact models; choose from "
-                f"{', '.join(map(str, MODEL_SESSIONS))}"
-            )
-        out += [f"compact/{sid}/{k}" for k in range(session_info(sid).num_neurons)]
-    return out
+    Raises:
+        UnknownSessionError: a session without compact models.
+    """
+    if sessions is None:
+        return COMPACT.ids()
+    return [f"{COMPACT.name}/{nid}" for sid in _session_list(sessions)
+            for nid in session_neuron_ids(sid)]
 
 
 def _session_list(sessions) -> list[int]:
@@ -106,12 +97,6 @@ def _indices(session, split: str) -> np.ndarray:
     return {"heldout": held, "fit": fit, "all": np.arange(session.num_images)}[split]
 
 
-def _canonical_ids() -> list[str]:
-    from ..data.catalog import MODEL_SESSIONS, session_info
-
-    return [f"{s}/{k}" for s in MODEL_SESSIONS for k in range(session_info(s).num_neurons)]
-
-
 def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions) -> list:
     """Expand ``model`` into a list of zero-argument callables returning a :class:`Predictor`."""
     import torch
@@ -122,13 +107,23 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
         pred = torch_predictor(model, name=name, neuron_ids=neuron_ids,
                                batch_size=batch_size, device=device)
         return [lambda: pred]
+    if isinstance(model, str | os.PathLike):
+        from ..training.ensemble import is_run_dir
+
+        if is_run_dir(model):  # a folder written by 'v4compact train ensemble'
+            return [_run_loader(model, name, batch_size, device, data_dir)]
+    user_file = FILE.match(model) if isinstance(model, str) else None
+    if user_file is not None and user_file["path"].suffix.lower() == ".onnx":
+        model = user_file["path"]  # the zoo's file:<path> id of an ONNX file: score the file
     if isinstance(model, os.PathLike) or (isinstance(model, str) and model.endswith(".onnx")):
         return [lambda: onnx_predictor(model, name=name, neuron_ids=neuron_ids,
                                        batch_size=batch_size)]
     if isinstance(model, str):
         if model == "compact":
-            ids = compact_model_ids(sessions)
-        elif model == "shared":
+            return [_population_loader(sid, batch_size, device, data_dir)
+                    for sid in _session_list(sessions if sessions is not None
+                                             else MODEL_SESSIONS)]
+        if model == "shared":
             ids = shared_model_ids()
         else:
             ids = [model]
@@ -147,18 +142,53 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
 
 def _registry_loader(model_id: str, batch_size: int, device, data_dir):
     def load() -> Predictor:
-        from ..models.registry import load_model
+        from ..models.ensemble import Ensemble
+        from ..models.zoo import load_model
 
         kwargs = {"data_dir": data_dir}
         if device is not None:
             kwargs["device"] = device
-        return torch_predictor(load_model(model_id, **kwargs), batch_size=batch_size,
-                               device=device)
+        model = load_model(model_id, **kwargs)
+        if isinstance(model, Ensemble):
+            return ensemble_predictor(model, batch_size=batch_size)
+        return torch_predictor(model, batch_size=batch_size, device=device)
 
-    parts = model_id.split("/")
-    if len(parts) == 3 and parts[0] == "compact" and parts[1].isdigit() and parts[2].isdigit():
-        load.compact_neuron = (int(parts[1]), int(parts[2]))  # known without loading
+    family, fields = parse_model_id(model_id)
+    if family is COMPACT:
+        load.compact_neuron = tuple(fields.values())  # known without loading
     load.model_id = model_id
+    return load
+
+
+def _run_loader(run_dir, name, batch_size: int, device, data_dir):
+    """The members of a training run folder, mapped by one ridge each (averaged)."""
+    def load() -> Predictor:
+        from ..training.ensemble import load_trained_ensemble
+
+        ensemble = load_trained_ensemble(run_dir, device=device or "cpu", data_dir=data_dir)
+        return ensemble_predictor(ensemble, name=name, batch_size=batch_size)
+
+    return load
+
+
+def _population_loader(session_id: int, batch_size: int, device, data_dir):
+    """All compact models of one session as one fused population (one pass over the
+    session's images for all of them); each column keeps its own model id in the results."""
+    neuron_ids = session_neuron_ids(session_id)
+
+    def load() -> Predictor:
+        from ..models.registry import load_compact_population
+
+        kwargs = {"data_dir": data_dir}
+        if device is not None:
+            kwargs["device"] = device
+        population = load_compact_population(neuron_ids, **kwargs)
+        pred = torch_predictor(population, batch_size=batch_size, device=device)
+        pred.column_models = [f"{COMPACT.name}/{nid}" for nid in population.neuron_ids]
+        return pred
+
+    load.compact_neurons = [split_neuron_id(nid) for nid in neuron_ids]  # known without loading
+    load.model_ids = [f"{COMPACT.name}/{nid}" for nid in neuron_ids]
     return load
 
 
@@ -166,7 +196,7 @@ def _columns(pred: Predictor, sid: int, k_out: int, num_neurons: int, mapping: s
     """``(mapping, [(column, neuron)])`` for one session, or ``("ridge", None)``."""
     ids = pred.neuron_ids
     if ids is None and mapping != "ridge":
-        canonical = _canonical_ids()
+        canonical = model_neuron_ids()
         if k_out == len(canonical):
             ids = canonical
         elif k_out == num_neurons:
@@ -184,20 +214,35 @@ def _columns(pred: Predictor, sid: int, k_out: int, num_neurons: int, mapping: s
         )
     cols = []
     for col, nid in enumerate(ids):
-        s, _, k = str(nid).partition("/")
-        if s == str(sid):
-            cols.append((col, int(k)))
+        s, k = split_neuron_id(nid)
+        if s == sid:
+            cols.append((col, k))
     return "direct", cols
 
 
-def _model_sessions(pred_ids: list[str] | None, sessions) -> list[int]:
+def _model_sessions(pred: Predictor, sessions) -> list[int]:
+    """The sessions to score ``pred`` on: the requested ones it has neurons in.
+
+    Raises:
+        InvalidInputError: none of the requested sessions has a neuron of the model.
+    """
     from ..data.catalog import list_sessions
 
-    if sessions is not None:
-        return _session_list(sessions)
-    if pred_ids is None:
+    if pred.neuron_ids is None:
+        if sessions is not None:
+            return _session_list(sessions)
         return [s.session_id for s in list_sessions(split="test")]
-    return list(dict.fromkeys(int(str(i).split("/")[0]) for i in pred_ids))
+    own = list(dict.fromkeys(split_neuron_id(i)[0] for i in pred.neuron_ids))
+    if sessions is None:
+        return own
+    requested = _session_list(sessions)
+    chosen = [sid for sid in requested if sid in own]
+    if not chosen:
+        raise InvalidInputError(
+            f"{pred.name} predicts no neuron of session {', '.join(map(str, requested))}; "
+            f"choose sessions among {sorted(own)}"
+        )
+    return chosen
 
 
 def evaluate(
@@ -223,7 +268,10 @@ def evaluate(
         model: what to score: a model id (``"compact/201025/10"``,
             ``"shared/from_ensemble_model/200"``), ``"compact"`` (every compact model of
             the selected sessions), ``"shared"`` (all 56 shared compact models), a list of
-            those, a ``torch.nn.Module`` or the path of an ``.onnx`` file. A user module /
+            those, a ``torch.nn.Module``, the path of an ``.onnx`` file, ``"ensemble"`` (the
+            released members) or a training run folder (``v4compact train ensemble --out``);
+            an ensemble is mapped by one cross-validated ridge per member fitted on the
+            first half, predictions averaged. A user module /
             ONNX file takes re-centred float32 ``(N, 3, 112, 112)`` images (pixels 0-255
             minus :data:`v4compact.images.IMAGE_MEAN`) and returns ``(N, K)`` (or any
             ``(N, ...)``, flattened).
@@ -273,24 +321,21 @@ def evaluate(
     scores: list[NeuronScore] = []
     bar = tqdm(loaders, desc="evaluating", unit="model", disable=not progress or len(loaders) < 2)
     for load in bar:
-        known = getattr(load, "compact_neuron", None)
-        if known is not None and (sessions is None or known[0] in _session_list(sessions)):
-            entry = _load(known[0], data_dir, store)
-            if entry.skip_reason:  # no images: skip without loading the model file
-                scores.append(NeuronScore(known[0], known[1], load.model_id, "skipped",
-                                          math.nan, split=split, mapping="",
-                                          note=entry.skip_reason))
+        known = getattr(load, "compact_neurons", None)
+        if known is None and getattr(load, "compact_neuron", None) is not None:
+            known, load.model_ids = [load.compact_neuron], [load.model_id]
+        if known and (sessions is None or known[0][0] in _session_list(sessions)):
+            entry = _load(known[0][0], data_dir, store)
+            if entry.skip_reason:  # no images: skip without loading the model files
+                scores += [NeuronScore(sid, k, model_id, "skipped", math.nan, split=split,
+                                       mapping="", note=entry.skip_reason)
+                           for (sid, k), model_id in zip(known, load.model_ids, strict=True)]
                 continue
         pred = load()
-        for sid in _model_sessions(pred.neuron_ids, sessions):
+        for sid in _model_sessions(pred, sessions):
             entry = _load(sid, data_dir, store)
             session = entry.session
             wanted = _wanted_neurons(pred, sid, session.num_neurons)
-            if not wanted:
-                raise InvalidInputError(
-                    f"{pred.name} predicts no neuron of session {sid}; choose sessions among "
-                    f"{sorted({int(str(i).split('/')[0]) for i in pred.neuron_ids})}"
-                )
             chosen = _choose_metric(metric, session)
             reason = entry.skip_reason or (
                 "" if chosen != "missing-raw" else
@@ -305,7 +350,7 @@ def evaluate(
             used, columns = _predict_session(pred, entry, split, mapping, seed)
             for k, values in columns:
                 pending.setdefault((sid, chosen), []).append(
-                    (pred.name, k, used, values))
+                    (pred.model_of(f"{sid}/{k}"), k, used, values))
     bar.close()
     for (sid, chosen), items in pending.items():
         scores += _score(store[sid].session, chosen, items, split, num_boot, ci, seed)
@@ -333,7 +378,7 @@ def evaluate(
 def _wanted_neurons(pred: Predictor, sid: int, num_neurons: int) -> list[int]:
     if pred.neuron_ids is None:
         return list(range(num_neurons))
-    return [int(str(i).split("/")[1]) for i in pred.neuron_ids if str(i).split("/")[0] == str(sid)]
+    return [k for s, k in map(split_neuron_id, pred.neuron_ids) if s == sid]
 
 
 def _choose_metric(metric: str, session) -> str:
@@ -350,6 +395,15 @@ def _predict_session(pred: Predictor, entry: _SessionData, split: str, mapping: 
 
     session = entry.session
     idx = _indices(session, split)
+    if pred.fit_predict is not None:
+        if split != "heldout":
+            raise InvalidInputError(
+                f"{pred.name} is mapped to neurons on the first half, so only "
+                f"split='heldout' can be scored (got {split!r})"
+            )
+        fit, held = session.heldout_split()
+        mapped = pred.fit_predict(session, entry.images, fit, held)
+        return "ridge", [(k, mapped[:, k]) for k in range(session.num_neurons)]
     if pred.neuron_ids is not None:
         outputs = pred.predict(entry.images[idx])
         _, cols = _columns(pred, session.session_id, outputs.shape[1], session.num_neurons,
