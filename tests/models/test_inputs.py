@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from v4compact.errors import (
     InvalidInputError,
@@ -33,16 +33,126 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
     return message
 
 
-def test_rgba_64x64_array_is_converted_and_resized_with_a_warning(model):
+def _on_white(image: Image.Image) -> Image.Image:
+    """Pillow's own compositing of an RGBA image on white (the reference)."""
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+
+
+def test_rgba_64x64_array_is_composited_on_white_and_resized_with_a_warning(model):
     rgba = np.random.default_rng(3).integers(0, 256, size=(64, 64, 4), dtype=np.uint8)
     with pytest.warns(UserWarning, match="resized to 112x112"):
         batch = as_image_batch(rgba)
     assert batch.shape == (1, 112, 112, 3) and batch.dtype == np.uint8
-    expected = np.asarray(Image.fromarray(rgba[..., :3]).resize((112, 112), Image.BILINEAR))
-    np.testing.assert_array_equal(batch[0], expected)
+    expected = _on_white(Image.fromarray(rgba)).resize((112, 112), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(batch[0], np.asarray(expected))
     with pytest.warns(UserWarning, match="resized"):
         pred = model.predict(rgba)
     assert pred.shape == (1,) and np.isfinite(pred).all()
+
+
+def test_wide_photo_is_centre_cropped_then_bicubic_resized(golden_images):
+    """The resize policy against Pillow's own ImageOps.fit (centre crop + bicubic)."""
+    photo = Image.fromarray(golden_images[0]).resize((300, 200), Image.Resampling.BICUBIC)
+    with pytest.warns(UserWarning, match="300x200 centre-cropped"):
+        batch = as_image_batch(photo)
+    expected = ImageOps.fit(photo, (112, 112), Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    np.testing.assert_array_equal(batch[0], np.asarray(expected))
+    # a 224x112 photo: its centre 112x112 square, untouched
+    wide = np.concatenate([golden_images[1], golden_images[2]], axis=1)  # (112, 224, 3)
+    with pytest.warns(UserWarning, match="224x112"):
+        centre = as_image_batch(wide)
+    np.testing.assert_array_equal(centre[0], wide[:, 56:168])
+
+
+def test_right_sized_inputs_pass_through_bit_identical(golden_images, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(as_image_batch(golden_images), golden_images)
+        as_float = golden_images.astype(np.float32) + 0.25
+        np.testing.assert_array_equal(as_image_batch(as_float), as_float)
+        opaque = np.concatenate([golden_images[:2], np.full((2, 112, 112, 1), 255, np.uint8)], -1)
+        np.testing.assert_array_equal(as_image_batch(opaque), golden_images[:2])
+        Image.fromarray(golden_images[4]).save(tmp_path / "same.png")
+        np.testing.assert_array_equal(as_image_batch(tmp_path / "same.png")[0], golden_images[4])
+
+
+def test_16_bit_png_is_scaled_not_clipped(model, golden_images, tmp_path):
+    gray8 = golden_images[0, :, :, 1]
+    gray16 = gray8.astype(np.uint16) * 257  # the same brightness in 16 bits: 255 -> 65535
+    gray16[0, 0], gray16[0, 1] = 65535, 300  # full white, and a value an 8-bit clip would max
+    path = tmp_path / "sixteen.png"
+    Image.fromarray(gray16).save(path)
+    assert Image.open(path).mode == "I;16"
+    batch = as_image_batch(path)
+    assert batch.dtype == np.float32 and batch.shape == (1, 112, 112, 3)
+    assert batch[0, 0, 0, 0] == 255.0 and batch[0, 0, 1, 0] == pytest.approx(300 / 257)
+    expected = np.repeat((gray16 / 257.0).astype(np.float32)[..., None], 3, axis=-1)
+    np.testing.assert_array_equal(batch[0], expected)
+    np.testing.assert_array_equal(as_image_batch(gray16), batch)  # a uint16 array: the same
+    # away from the two edited pixels the 16-bit image is the 8-bit one: same predictions
+    gray16[0, :2] = gray8[0, :2].astype(np.uint16) * 257
+    Image.fromarray(gray16).save(path)
+    np.testing.assert_allclose(model.predict(path), model.predict(gray8), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "YCbCr", "1", "I;16"])
+def test_pil_images_of_any_mode(golden_images, mode):
+    rgb = Image.fromarray(golden_images[5])
+    image = rgb.convert("L").convert("I;16") if mode == "I;16" else rgb.convert(mode)
+    batch = as_image_batch(image)
+    assert batch.shape == (1, 112, 112, 3)
+    if mode == "I;16":  # Pillow converts 8-bit gray to 16 bits without rescaling
+        expected = np.asarray(rgb.convert("L")).astype(np.float32) / 257.0
+        np.testing.assert_allclose(batch[0, :, :, 0], expected, rtol=1e-6)
+    else:  # opaque alpha: exactly Pillow's own RGB conversion
+        np.testing.assert_array_equal(batch[0], np.asarray(image.convert("RGB")))
+
+
+def test_transparent_pixels_are_white_in_files_and_pil_images(tmp_path, golden_images):
+    rgba = np.concatenate([golden_images[0], np.zeros((112, 112, 1), np.uint8)], axis=-1)
+    rgba[:56, :, 3] = 255  # top half opaque, bottom half transparent
+    path = tmp_path / "half.png"
+    Image.fromarray(rgba).save(path)
+    for source in (path, Image.open(path), rgba, [path]):
+        batch = as_image_batch(source)
+        np.testing.assert_array_equal(batch[0, :56], golden_images[0, :56])
+        assert (batch[0, 56:] == 255).all()
+
+
+def test_exif_orientation_is_applied(golden_images, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 3  # the camera was upside down: viewers rotate by 180 degrees
+    path = tmp_path / "upside_down.png"
+    Image.fromarray(golden_images[2]).save(path, exif=exif)
+    np.testing.assert_array_equal(as_image_batch(path)[0], golden_images[2][::-1, ::-1])
+
+
+def test_lists_mix_paths_pil_images_and_arrays(golden_images, tmp_path):
+    Image.fromarray(golden_images[0]).save(tmp_path / "a.png")
+    mixed = [tmp_path / "a.png", Image.fromarray(golden_images[1]), golden_images[2:4]]
+    np.testing.assert_array_equal(as_image_batch(mixed), golden_images[:4])
+    as_float = as_image_batch([golden_images[0], golden_images[1].astype(np.float32)])
+    assert as_float.dtype == np.float32
+    np.testing.assert_array_equal(as_float, golden_images[:2])
+
+
+def test_to_model_input_recentres_arrays_and_keeps_gradients(golden_images):
+    import torch
+
+    from v4compact.images import recenter
+    from v4compact.models.inputs import to_model_input
+
+    x = to_model_input(golden_images[:3])
+    assert x.shape == (3, 3, 112, 112) and x.dtype == torch.float32
+    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), recenter(golden_images[:3]))
+    pixels = torch.tensor(golden_images[:2], dtype=torch.float32).permute(0, 3, 1, 2)
+    pixels.requires_grad_(True)
+    y = to_model_input(pixels)
+    np.testing.assert_array_equal(y.detach().numpy(), x[:2].numpy())
+    y.sum().backward()
+    assert torch.equal(pixels.grad, torch.ones_like(pixels))
+    assert to_model_input(golden_images[:1], dtype=torch.float64).dtype == torch.float64
 
 
 def test_grayscale_single_and_float_inputs(golden_images):

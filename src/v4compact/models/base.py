@@ -11,23 +11,15 @@ moving statistics, as Keras does at prediction time) and return float32 numpy ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import InvalidInputError
-from ..images import IMAGE_MEAN
-from .inputs import as_image_batch
-
-#: Layers of the five-layer compact architecture: post-ReLU maps ``layerK``, the depthwise
-#: outputs inside the separable convolutions ``layerK.depthwise``, and the model ``output``.
-COMPACT_LAYER_NAMES: tuple[str, ...] = (
-    "layer0",
-    *(name for k in range(1, 5) for name in (f"layer{k}.depthwise", f"layer{k}")),
-    "output",
-)
+from .arch import LAYER_NAMES
+from .predict import predict
 
 
 class V4Model(nn.Module):
@@ -51,7 +43,7 @@ class V4Model(nn.Module):
         """Names accepted by :meth:`forward_to` and :meth:`activations`:
         ``["layer0", "layer1.depthwise", "layer1", ..., "layer4", "output"]`` for the
         five-layer compact architecture (every model of this package)."""
-        return list(COMPACT_LAYER_NAMES)
+        return list(LAYER_NAMES)
 
     @property
     def num_filters(self) -> list[int]:
@@ -98,35 +90,30 @@ class V4Model(nn.Module):
             )
         return layer
 
-    @staticmethod
-    def to_input_tensor(images: np.ndarray, device: torch.device | str = "cpu",
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Pixels 0-255 ``(N, 112, 112, 3)`` (numpy) -> re-centred ``(N, 3, 112, 112)`` tensor."""
-        images = np.ascontiguousarray(images)
-        if not images.flags.writeable:  # torch.from_numpy warns on read-only memory
-            images = images.copy()
-        x = torch.from_numpy(images).to(device=device, dtype=dtype)
-        x = x - torch.as_tensor(IMAGE_MEAN, device=device, dtype=dtype)
-        return x.permute(0, 3, 1, 2)
-
     def predict(self, images, batch_size: int = 64, device: torch.device | str | None = None,
-                progress: bool = False) -> np.ndarray:
-        """Predicted responses to images.
+                progress: bool = False, units: str = "z-scored",
+                data_dir: str | os.PathLike | None = None) -> np.ndarray:
+        """Predicted responses to images (:func:`v4compact.models.predict.predict`).
 
         Args:
-            images: uint8 or float pixels 0-255 ``(N, 112, 112, 3)``, one image
-                ``(112, 112, 3)``, a path, a list of paths or a folder (see
-                :func:`~v4compact.models.inputs.as_image_batch`; other sizes are resized with
-                a warning).
+            images: pixels 0-255 in any form :func:`~v4compact.models.inputs.as_image_batch`
+                accepts: ``(N, H, W, 3)`` or one ``(H, W, 3)`` uint8 / uint16 / float array,
+                a Pillow image, a path, a list of paths or a folder (other sizes are
+                centre-cropped and resized to 112x112, with a warning).
             batch_size: images per forward pass.
-            device: run there (the model is moved to it); default: where the model is.
+            device: where to run (default: where the model is); the model is not moved, a
+                temporary copy runs elsewhere.
             progress: show a tqdm progress bar.
+            units: ``"z-scored"`` (the model's own units) or ``"spikes"`` (spikes per 100 ms
+                through :func:`~v4compact.models.calibration.fit_calibration`).
+            data_dir: data directory of the sessions used by ``units="spikes"``.
 
         Returns:
-            float32 ``(N,)`` for a one-output model, else ``(N, num_outputs)``.
+            float32 ``(N,)`` for a one-output model, else ``(N, num_outputs)``, in z-scored
+            units unless ``units="spikes"``.
         """
-        out = self._run(images, self.forward, batch_size, device, progress)
-        return out[:, 0] if self.num_outputs == 1 else out
+        return predict(self, images, batch_size=batch_size, device=device, progress=progress,
+                       units=units, data_dir=data_dir)
 
     def activations(self, images, layer: str, batch_size: int = 64,
                     device: torch.device | str | None = None,
@@ -139,40 +126,11 @@ class V4Model(nn.Module):
             batch_size, device, progress: as for :meth:`predict`.
 
         Returns:
-            float32 ``(N, H, W, C)`` (``(N, num_outputs)`` for ``"output"``).
+            float32 ``(N, H, W, C)`` (``(N, num_outputs)`` in z-scored units for
+            ``"output"``).
         """
-        self.check_layer(layer)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            y = self.forward_to(x, layer)
-            return y.permute(0, 2, 3, 1) if y.ndim == 4 else y
-
-        return self._run(images, run, batch_size, device, progress)
-
-    def _run(self, images, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-             device, progress: bool) -> np.ndarray:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch = as_image_batch(images)
-        if device is not None:
-            self.to(device)
-        target = self.device
-        was_training = self.training
-        self.eval()
-        chunks = []
-        starts = range(0, len(batch), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=self.model_id or "predict", unit="batch")
-        try:
-            with torch.inference_mode():
-                for start in starts:
-                    x = self.to_input_tensor(batch[start:start + batch_size], target)
-                    chunks.append(fn(x).float().cpu().numpy())
-        finally:
-            self.train(was_training)
-        return np.concatenate(chunks, axis=0)
+        return predict(self, images, batch_size=batch_size, device=device, progress=progress,
+                       layer=layer)
 
     def extra_repr(self) -> str:
         return f"model_id={self.model_id!r}, num_outputs={self.num_outputs}"

@@ -115,7 +115,9 @@ class OnnxModel:
     """An exported ONNX model run with onnxruntime (CPU).
 
     Args:
-        path: a ``.onnx`` file written by :func:`export_model`.
+        path: a ``.onnx`` file written by :func:`export_model`, or any ONNX model whose
+            first input is re-centred ``(N, 3, 112, 112)`` float32 images (its first output
+            is used; model id and neuron ids are then empty).
 
     Attributes:
         model_id: id of the exported model.
@@ -146,17 +148,20 @@ class OnnxModel:
         if x.ndim != 4 or x.shape[1:] != (3, 112, 112):
             raise InvalidInputError(f"ONNX model input must be (N, 3, 112, 112) re-centred "
                                     f"images, got {x.shape}")
-        return self.session.run(["responses"], {"images": x})[0]
+        # the first input and output: "images" / "responses" in our exports, any name in a
+        # user's file
+        return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
 
-    def predict(self, images, batch_size: int = 64) -> np.ndarray:
-        """As :meth:`V4Model.predict`: images in any accepted form -> float32 responses."""
-        from .inputs import as_image_batch
+    def predict(self, images, batch_size: int = 64, progress: bool = False,
+                units: str = "z-scored", data_dir: str | os.PathLike | None = None
+                ) -> np.ndarray:
+        """As :meth:`V4Model.predict` (:func:`v4compact.models.predict.predict`): images in
+        any accepted form -> float32 ``(N,)`` or ``(N, outputs)``, z-scored units unless
+        ``units="spikes"``."""
+        from .predict import predict
 
-        batch = as_image_batch(images)
-        outs = [self(V4Model.to_input_tensor(batch[s:s + batch_size]))
-                for s in range(0, len(batch), batch_size)]
-        out = np.concatenate(outs, axis=0)
-        return out[:, 0] if out.shape[1] == 1 else out
+        return predict(self, images, batch_size=batch_size, progress=progress, units=units,
+                       data_dir=data_dir)
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def _as_model(model_or_id, data_dir) -> V4Model:
     if isinstance(model_or_id, V4Model):
         return model_or_id
     if isinstance(model_or_id, str):
-        from .registry import load_model
+        from .zoo import load_model
 
         return load_model(model_or_id, data_dir=data_dir)
     raise InvalidInputError(f"export needs a V4Model or a model id, got "
