@@ -3,12 +3,15 @@
 #   make test   install into .venv (with test tools), then run ruff and the test suite
 # Data: $V4COMPACT_DATA if set, else ../shared/v4data when it exists, else the per-user cache
 # (filled by 'v4compact data fetch').
+# PyTorch: pip picks the build for this machine (on Linux with PyPI that is the CUDA build,
+# several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only build.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 OUT ?= out
+TORCH_INDEX ?=
 ifeq ($(origin V4COMPACT_DATA), undefined)
 ifneq ($(wildcard ../shared/v4data/README.md),)
 export V4COMPACT_DATA := $(abspath ../shared/v4data)
@@ -19,26 +22,38 @@ endif
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test,export,web]"
 	touch $@
 
 install: $(VENV)/.installed
 
 # Headless Chromium for the explorer's browser tests (Debian's package; Playwright drives it).
+# apt-get fails at once while another apt or dpkg holds its lock: wait for it (up to 10 min).
+APT_LOCK_WAIT_S ?= 600
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  apt() { waited=0; \
+	    until out=$$($$SUDO env DEBIAN_FRONTEND=noninteractive apt-get \
+	        -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT_S) "$$@" 2>&1); do \
+	      case "$$out" in *"Could not get lock"*|*"Unable to lock"*) ;; \
+	        *) echo "$$out" >&2; return 1;; esac; \
+	      if [ $$waited -ge $(APT_LOCK_WAIT_S) ]; then echo "$$out" >&2; return 1; fi; \
+	      [ $$waited -gt 0 ] || echo "waiting for another apt/dpkg to finish..."; \
+	      sleep 5; waited=$$((waited + 5)); \
+	    done; }; \
+	  apt update -qq && apt install -y -qq chromium; }
 
 # The main job: check the data (fetching what the explorer needs when it is missing), build the
 # explorer's assets (incremental: a second run only serves), and start the explorer.
 SITE_OPTS ?= --seeds 3 --steps 100
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# 'data status' exits 1 on corrupt files; the fetch that follows replaces them.
 run: install
-	$(BIN)/v4compact data status
+	-$(BIN)/v4compact data status
 	$(BIN)/v4compact data fetch responses compact-models shared-models images:190923 images:201025 images:210225
 	$(BIN)/v4compact site build $(SITE_OPTS)
 	$(BIN)/v4compact serve --host $(HOST) --port $(PORT)

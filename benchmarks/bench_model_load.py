@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from v4compact.models.keras_io import FORMATS
-from v4compact.models.registry import list_models, load_compact_model, load_model
+from v4compact.models.registry import load_compact_model
+from v4compact.models.zoo import list_models, load_model
 
 SAMPLE_NEURONS = [(190923, 0), (201025, 10), (210225, 5)]
 
@@ -47,9 +48,8 @@ def main() -> None:
         sec = timed(lambda fmt=fmt: [load_compact_model(s, n, data_dir=args.data_dir, format=fmt)
                                      for s, n in SAMPLE_NEURONS])
         print(f"| load compact, {fmt} | {len(SAMPLE_NEURONS)} | {1e3 * sec / 3:.1f} |")
-    ids = [i for i in list_models(data_dir=args.data_dir) if i != "population"]
     for kind in ("compact", "shared"):
-        kind_ids = [i for i in ids if i.startswith(kind + "/")]
+        kind_ids = list_models(f"{kind}/*", data_dir=args.data_dir, present_only=True)
         sec = timed(lambda kind_ids=kind_ids: [load_model(i, data_dir=args.data_dir)
                                                for i in kind_ids], repeats=1)
         print(f"| load every {kind} model (.keras) | {len(kind_ids)} | "

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 import v4compact
-from v4compact.images import IMAGE_MEAN
+from v4compact.images import recenter
+from v4compact.models.inputs import to_model_input
 from v4compact.models.macs import total_macs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def profile_stages(population, images: np.ndarray, device: str) -> dict:
     On CPU this runs on one thread (per-step timing needs a serial run); the rate it is
     compared with is the one-thread matmul rate, measured here too.
     """
-    x = population.to_input_tensor(images, device).contiguous(memory_format=torch.channels_last)
+    x = to_model_input(images, device).contiguous(memory_format=torch.channels_last)
     step = population.micro_batch or (2 if device == "cpu" else len(x))
     threads = torch.get_num_threads()
     if device == "cpu":
@@ -188,7 +189,7 @@ def profile_stages(population, images: np.ndarray, device: str) -> dict:
 def run_keras(python: Path, paths: list[Path], images: np.ndarray) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "x.npy"
-        np.save(file, images.astype(np.float32) - IMAGE_MEAN)
+        np.save(file, recenter(images))
         done = subprocess.run([str(python), "-c", KERAS_SCRIPT, json.dumps(list(map(str, paths))),
                                str(file), "2"], capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:

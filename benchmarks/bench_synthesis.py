@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from v4compact.models.registry import load_compact_model, model_neuron_ids
+from v4compact.models.registry import load_compact_model
+from v4compact.models.zoo import model_neuron_ids
 from v4compact.synthesis import synthesize
 from v4compact.synthesis.routing import RoutedModels
 

@@ -1,24 +1,42 @@
-"""Bounded load test of the explorer's prediction route (loopback only, stops by itself).
+"""Bounded mixed load test of the explorer (loopback only, stops by itself).
 
 Starts the explorer on 127.0.0.1 in this process, warms it up (the 219-neuron population
-model is loaded on the first request), then sends a fixed number of ``POST /api/predict``
-uploads (a real session photo) from a fixed number of concurrent clients, and prints a
-table: requests/s, p50/p95/max latency, errors, refusals (503, queue full) and the
-process's resident memory before and after.
+model is loaded by the first upload), then runs ``--clients`` concurrent clients for
+``--duration`` seconds. Each client connects from its own loopback address (127.0.1.1,
+127.0.1.2, ...: every 127.x.y.z is this computer), so the server's per-client limits see
+distinct visitors, and loops over a weighted mix of requests:
 
-    .venv/bin/python benchmarks/load_test.py --clients 8 --requests 80
+* ``page``: the front page and its script and style sheet;
+* ``neuron``: the neuron list and one neuron's JSON;
+* ``upload``: ``POST /api/predict`` of a real session photo ("Try your image");
+* ``synthesis``: a live synthesis stream (``--synthesis-steps`` steps), read to its end.
+
+It prints, per kind: requests, successes, refusals (429 client limit / 503 busy), other
+errors (5xx, wrong content, connection errors), p50/p95/max latency of the successes, and
+overall requests/s; and the process's resident memory before the load (after warm-up), its
+peak during the load (sampled every 0.2 s) and after it. Exit status 1 if any 5xx or error.
+
+    .venv/bin/python benchmarks/load_test.py                       # 20 clients, 2 minutes
+    .venv/bin/python benchmarks/load_test.py --mix upload=1 --clients 8 --duration 60
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
-import statistics
+import random
 import sys
 import threading
 import time
 import zipfile
+from collections import defaultdict
 from pathlib import Path
+
+KINDS = ("page", "neuron", "upload", "synthesis")
+#: Neurons the clients look at and synthesize for (sessions with and without photos).
+NEURONS = ("201025/10", "190923/0", "210225/5", "211022/3")
 
 
 def rss_mib() -> float:
@@ -39,132 +57,207 @@ def photo_bytes(data_dir: Path, index: int = 0) -> bytes:
         return zf.read(names[index])
 
 
-def run(base_url: str, payload: bytes, clients: int, requests: int, timeout_s: float) -> dict:
-    """Send ``requests`` uploads from ``clients`` threads; returns latencies and counts."""
+def parse_mix(text: str) -> dict[str, float]:
+    """``"page=3,upload=1"`` -> ``{"page": 3.0, "upload": 1.0}`` (kinds from :data:`KINDS`)."""
+    mix = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind.strip() not in KINDS:
+            raise SystemExit(f"error: unknown kind {kind!r} in --mix; use {', '.join(KINDS)}")
+        mix[kind.strip()] = float(weight or 1)
+    return mix
+
+
+def one_request(http, kind: str, payload: bytes, steps: int, rng: random.Random) -> int:
+    """Send one request of ``kind``; returns its HTTP status (-1: wrong content)."""
+    if kind == "page":
+        for path in ("/", "/static/app.js", "/static/style.css"):
+            response = http.get(path)
+            if response.status_code != 200:
+                return response.status_code
+        return 200
+    if kind == "neuron":
+        listing = http.get("/api/neurons")
+        if listing.status_code != 200:
+            return listing.status_code
+        response = http.get(f"/api/neurons/{rng.choice(NEURONS)}")
+        return response.status_code
+    if kind == "upload":
+        response = http.post("/api/predict", files={"image": ("photo.jpg", payload, "image/jpeg")})
+        if response.status_code == 200 and len(response.json()["responses"]) != 219:
+            return -1
+        return response.status_code
+    url = f"/api/synthesize/stream?neurons={rng.choice(NEURONS)}&steps={steps}&preset=upstream"
+    with http.stream("GET", url) as response:
+        if response.status_code != 200:
+            return response.status_code
+        event = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event in ("done", "error"):
+                if event == "done":
+                    return 200
+                return int(json.loads(line.removeprefix("data: ")).get("status", 500))
+    return -1
+
+
+def run_clients(base_url: str, payload: bytes, clients: int, duration_s: float,
+                mix: dict[str, float], steps: int, timeout_s: float) -> dict:
+    """Run the clients until ``duration_s`` passes; returns records and memory samples."""
     import httpx
 
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    records: list[tuple[str, int, float]] = []  # (kind, status, seconds)
     errors: list[str] = []
     lock = threading.Lock()
-    counter = iter(range(requests))
+    deadline = time.monotonic() + duration_s
+    kinds, weights = list(mix), list(mix.values())
 
-    def client_loop() -> None:
-        with httpx.Client(base_url=base_url, timeout=timeout_s) as http:
-            while True:
-                with lock:
-                    if next(counter, None) is None:
-                        return
+    def client_loop(number: int) -> None:
+        rng = random.Random(number)
+        transport = httpx.HTTPTransport(local_address=f"127.0.1.{number + 1}")
+        with httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport) as http:
+            while time.monotonic() < deadline:
+                kind = rng.choices(kinds, weights)[0]
                 start = time.perf_counter()
                 try:
-                    response = http.post(
-                        "/api/predict", files={"image": ("photo.jpg", payload, "image/jpeg")}
-                    )
-                    status = response.status_code
-                    if status == 200 and len(response.json()["responses"]) != 219:
-                        status = -1
+                    status = one_request(http, kind, payload, steps, rng)
                 except httpx.HTTPError as err:
                     status = -2
                     with lock:
-                        errors.append(type(err).__name__)
-                elapsed = time.perf_counter() - start
+                        errors.append(f"{kind}: {type(err).__name__}")
                 with lock:
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == 200:
-                        latencies.append(elapsed)
+                    records.append((kind, status, time.perf_counter() - start))
+                if status in (429, 503):
+                    time.sleep(1.0)  # what the page does: wait before asking again
 
-    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample_memory() -> None:
+        while not done.wait(0.2):
+            samples.append(rss_mib())
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "latencies": latencies, "statuses": statuses, "errors": errors}
+    done.set()
+    sampler.join()
+    return {"wall_s": wall, "records": records, "errors": errors, "rss_samples": samples}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def report(result: dict, rss_before: float, rss_after: float, args, stats: dict) -> int:
+    """Print the tables; returns the exit status (1 on any 5xx or error)."""
+    import torch
+
+    by_kind: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for kind, status, seconds in result["records"]:
+        by_kind[kind].append((status, seconds))
+    print(f"explorer load test: {args.clients} clients x {args.duration:.0f} s, mix "
+          f"{args.mix}, synthesis {args.synthesis_steps} steps; server {args.workers} workers, "
+          f"queue {args.queue}; {os.cpu_count()} CPU cores, torch threads "
+          f"{torch.get_num_threads()}; load average before "
+          f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f}")
+    header = ("kind", "requests", "ok", "429", "503", "errors", "p50 s", "p95 s", "max s")
+    rows = [header]
+    failures = 0
+    for kind in KINDS:
+        items = by_kind.get(kind, [])
+        if not items:
+            continue
+        ok = [s for status, s in items if status == 200]
+        bad = sum(1 for status, _ in items if status not in (200, 429, 503))
+        failures += sum(1 for status, _ in items if (status >= 500 and status != 503) or status < 0)
+        rows.append((kind, str(len(items)), str(len(ok)),
+                     str(sum(status == 429 for status, _ in items)),
+                     str(sum(status == 503 for status, _ in items)), str(bad),
+                     f"{percentile(ok, 0.5):.2f}", f"{percentile(ok, 0.95):.2f}",
+                     f"{max(ok) if ok else float('nan'):.2f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for n, row in enumerate(rows):
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
+                        enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    total_ok = sum(1 for _, status, _ in result["records"] if status == 200)
+    peak = max(result["rss_samples"], default=float("nan"))
+    statuses: dict[int, int] = defaultdict(int)
+    for _, status, _ in result["records"]:
+        statuses[status] += 1
+    print(f"\nthroughput: {len(result['records']) / result['wall_s']:.2f} requests/s "
+          f"({total_ok / result['wall_s']:.2f} successful/s) over {result['wall_s']:.0f} s")
+    print(f"statuses: {dict(sorted(statuses.items()))}; client errors: "
+          f"{sorted(set(result['errors']))[:5] or 'none'}")
+    print(f"RSS before / peak / after: {rss_before:.0f} / {peak:.0f} / {rss_after:.0f} MiB "
+          f"(after - before {rss_after - rss_before:+.0f} MiB, "
+          f"{100 * (rss_after - rss_before) / rss_before:+.0f}%)")
+    print(f"pool: {stats}")
+    return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
-    parser.add_argument("--requests", type=int, default=64, help="requests per round (bounded)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of --requests; memory is reported after each")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (20)")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of load (120)")
+    parser.add_argument("--mix", default="page=3,neuron=3,upload=2,synthesis=1",
+                        help="kinds and weights (default page=3,neuron=3,upload=2,synthesis=1)")
+    parser.add_argument("--synthesis-steps", type=int, default=100,
+                        help="steps of each live synthesis (100)")
     parser.add_argument("--workers", type=int, default=2, help="server worker threads")
     parser.add_argument("--queue", type=int, default=16, help="server queue length")
+    parser.add_argument("--cache-dir", default=None,
+                        help="site assets of 'v4compact site build' (default: none, empty)")
     parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"),
                         help="data directory (default $V4COMPACT_DATA)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout (s)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="per-request timeout (s)")
     args = parser.parse_args(argv)
     if not args.data_dir:
         print("error: set V4COMPACT_DATA or pass --data-dir", file=sys.stderr)
         return 1
+    mix = parse_mix(args.mix)
 
     import tempfile
 
-    import torch
+    import httpx
 
     from v4compact.web.app import create_app
     from v4compact.web.server import running_server
 
     data_dir = Path(args.data_dir)
     payload = photo_bytes(data_dir)
-    with tempfile.TemporaryDirectory() as cache:
-        app = create_app(data_dir=data_dir, cache_dir=cache, max_workers=args.workers,
-                         max_queue=args.queue)
+    with tempfile.TemporaryDirectory() as empty_cache:
+        app = create_app(data_dir=data_dir, cache_dir=args.cache_dir or empty_cache,
+                         max_workers=args.workers, max_queue=args.queue)
         with running_server(app) as url:
             assert url.startswith("http://127.0.0.1:")
-            # the first request loads the 219-neuron population model: give it time
-            warm = run(url, payload, 1, 2, max(args.timeout, 900.0))
+            # the first upload loads the 219-neuron population model: give it time
+            with httpx.Client(base_url=url, timeout=900) as http:
+                start = time.perf_counter()
+                warm = one_request(http, "upload", payload, args.synthesis_steps,
+                                   random.Random(0))
+                print(f"warm-up upload: HTTP {warm} in {time.perf_counter() - start:.1f} s")
+            gc.collect()
             rss_before = rss_mib()
-            rounds = []
-            for _ in range(args.rounds):
-                rounds.append(run(url, payload, args.clients, args.requests, args.timeout))
-                rounds[-1]["rss"] = rss_mib()
+            result = run_clients(url, payload, args.clients, args.duration, mix,
+                                 args.synthesis_steps, args.timeout)
+            time.sleep(2.0)  # let abandoned jobs finish
+            gc.collect()
             rss_after = rss_mib()
             stats = app.state.explorer.pool.stats()
-    result = {
-        "wall_s": sum(r["wall_s"] for r in rounds),
-        "latencies": [x for r in rounds for x in r["latencies"]],
-        "statuses": {},
-    }
-    for r in rounds:
-        for status, count in r["statuses"].items():
-            result["statuses"][status] = result["statuses"].get(status, 0) + count
-    lat = sorted(result["latencies"])
-    ok = len(lat)
-
-    def pct(q: float) -> float:
-        if not lat:
-            return float("nan")
-        return lat[min(len(lat) - 1, int(round(q * (len(lat) - 1))))] * 1000
-
-    refused = result["statuses"].get(503, 0)
-    failed = sum(n for s, n in result["statuses"].items() if s not in (200, 503))
-    rows = [
-        ("torch threads", f"{torch.get_num_threads()}"),
-        ("CPU cores", f"{os.cpu_count()}"),
-        ("server workers / queue", f"{args.workers} / {args.queue}"),
-        ("clients / requests", f"{args.clients} / {args.rounds} x {args.requests}"),
-        ("warm-up (2 requests, model load)", f"{warm['wall_s']:.1f} s {warm['statuses']}"),
-        ("successful (200)", f"{ok}"),
-        ("refused busy (503)", f"{refused}"),
-        ("errors (other)", f"{failed}"),
-        ("throughput", f"{ok / result['wall_s']:.2f} requests/s"),
-        ("latency p50", f"{pct(0.50):.0f} ms"),
-        ("latency p95", f"{pct(0.95):.0f} ms"),
-        ("latency max", f"{(lat[-1] * 1000 if lat else float('nan')):.0f} ms"),
-        ("mean latency", f"{(statistics.mean(lat) * 1000 if lat else float('nan')):.0f} ms"),
-        ("RSS before / after", f"{rss_before:.0f} / {rss_after:.0f} MiB"),
-        ("RSS after each round", " / ".join(f"{r['rss']:.0f}" for r in rounds) + " MiB"),
-        ("RSS growth", f"{rss_after - rss_before:+.0f} MiB"),
-        ("pool counters", f"completed {stats['completed']}, rejected {stats['rejected']}"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    print(f"{'metric':<{width}}  value")
-    print(f"{'-' * width}  {'-' * 24}")
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0 if failed == 0 else 1
+    return report(result, rss_before, rss_after, args, stats)
 
 
 if __name__ == "__main__":

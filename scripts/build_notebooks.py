@@ -2,15 +2,20 @@
 
 The notebooks are generated, not edited by hand: change a cell here, run
 
-    python scripts/build_notebooks.py            # write notebooks/*.ipynb
-    python scripts/build_notebooks.py --check    # exit 1 if a committed notebook is stale
+    python scripts/build_notebooks.py            # write the cells of notebooks/*.ipynb
+    python scripts/build_notebooks.py --execute  # ... and run them, saving outputs and figures
+    python scripts/build_notebooks.py --check    # exit 1 if a notebook is stale or not executed
 
-and commit both this script and the ``.ipynb`` files (which carry no outputs). Each notebook
-opens with a markdown cell holding its title and an "Open in Colab" badge, followed by the
-setup cell: on Google Colab it installs the package from the project's repository and fetches
-the data the notebook uses with ``v4compact data fetch``; elsewhere it uses the installed
-package and the data directory named by ``$V4COMPACT_DATA``. ``tests/notebooks`` executes
-every notebook top to bottom against the real data.
+and commit both this script and the ``.ipynb`` files. The notebooks ship executed (text
+outputs and figures of a real run, made with ``--execute`` on the data directory named by
+``$V4COMPACT_DATA``), so they can be read without running anything; rewriting a notebook
+whose cells did not change keeps its outputs. Each notebook opens with a markdown cell
+holding its title and an "Open in Colab" badge - or, while the project has no public
+repository, a sentence saying so (:func:`v4compact.config.repository_url` is the one setting)
+- followed by the setup cell: on Google Colab it installs the package from that repository
+and fetches the data the notebook uses with ``v4compact data fetch``; elsewhere it uses the
+installed package and the data directory named by ``$V4COMPACT_DATA``. ``tests/notebooks``
+executes every notebook top to bottom against the real data.
 """
 
 from __future__ import annotations
@@ -21,22 +26,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-#: GitHub ``owner/name`` of the project: the Colab links and the pip install use it.
-REPO = "v4compact/v4compact"
-#: Branch the Colab links open.
-BRANCH = "main"
+from v4compact.config import NO_PUBLIC_COPY, colab_url, repository_url
+
 #: Where the notebooks are written, relative to the repository root.
 NOTEBOOK_DIR = Path("notebooks")
 #: First line of every setup cell; the notebook test looks for it.
 SETUP_MARKER = "# Setup: run this cell first."
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def colab_url(name: str) -> str:
-    """The "Open in Colab" address of notebook ``name`` (without ``.ipynb``)."""
-    return (f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/"
-            f"{NOTEBOOK_DIR.as_posix()}/{name}.ipynb")
 
 
 def md(text: str) -> dict:
@@ -50,11 +47,21 @@ def code(text: str) -> dict:
 
 
 def title_cell(name: str, title: str, intro: str) -> dict:
-    """The first cell: title, Colab badge, what the notebook is about."""
+    """The first cell: title, Colab badge (or why there is none), what the notebook is about."""
+    url = colab_url(name)
     badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-             f"({colab_url(name)})")
+             f"({url})" if url else f"*{NO_PUBLIC_COPY}*")
     return {"cell_type": "markdown",
             "source": f"# {title}\n\n{badge}\n\n{textwrap.dedent(intro).strip()}"}
+
+
+def colab_install_lines() -> list[str]:
+    """The setup cell's install line on Colab: from the public repository, if there is one."""
+    url = repository_url()
+    if url:
+        return [f'    !pip install --quiet "v4compact @ git+{url}"']
+    return ['    raise RuntimeError("v4compact has no public copy to install on Colab yet; "',
+            '                       "run this notebook on your own computer")']
 
 
 def setup_cell(fetch: str, imports: str = "") -> dict:
@@ -64,16 +71,21 @@ def setup_cell(fetch: str, imports: str = "") -> dict:
         fetch: arguments of ``v4compact data fetch`` (the data groups the notebook uses).
         imports: extra import lines of the notebook.
     """
+    on_colab = (
+        ["# On Google Colab it installs v4compact and downloads the data this notebook uses",
+         "# (tens of MB, into ~/.cache/v4compact)."]
+        if repository_url() else
+        ["# On Google Colab it stops: there is no public copy of v4compact to install yet."]
+    )
     lines = [
         SETUP_MARKER,
-        "# On Google Colab it installs v4compact and downloads the data this notebook uses",
-        "# (tens of MB, into ~/.cache/v4compact). Anywhere else it uses the installed package",
-        "# and the data directory named by $V4COMPACT_DATA (or the cache that",
-        f"# `v4compact data fetch {fetch}` fills).",
+        *on_colab,
+        "# Anywhere else it uses the installed package and the data directory named by",
+        f"# $V4COMPACT_DATA (or the cache that `v4compact data fetch {fetch}` fills).",
         "import sys",
         "",
         'if "google.colab" in sys.modules:',
-        f'    !pip install --quiet "v4compact @ git+https://github.com/{REPO}"',
+        *colab_install_lines(),
         f"    !v4compact data fetch {fetch}",
         "",
         "%matplotlib inline",
@@ -307,7 +319,8 @@ PREDICT = [
         print(model.model_id)
         print("filters per layer:", model.num_filters)
         print("trainable parameters:", model.num_parameters)
-        print("compact models in your data directory:", len(v4compact.list_models("compact/*")))
+        print("compact models in your data directory:",
+              len(v4compact.list_models("compact/*", present_only=True)))
         """),
     md("""
         About ten thousand parameters — tiny for a deep network (the model it was distilled
@@ -318,15 +331,15 @@ PREDICT = [
 
         `model.predict` takes images as a uint8 array `(N, 112, 112, 3)` with pixel values
         0-255 (it subtracts the mean colour the model expects for you), and returns one
-        number per image. We predict the **held-out** half of the session, which the model
-        never saw during fitting.
+        number per image, in **z-scored units** (more on that below). We predict the
+        **held-out** half of the session, which the model never saw during fitting.
         """),
     code("""
         session = v4compact.load_session(201025)
         fit, heldout = session.heldout_split()
 
         images = session.images[heldout]              # uint8 (600, 112, 112, 3)
-        predicted = model.predict(images)             # float32 (600,)
+        predicted = model.predict(images)             # float32 (600,), z-scored units
         measured = session.responses[10, heldout]     # spikes / 100 ms, averaged over repeats
         print(predicted.shape, measured.shape)
         """),
@@ -334,16 +347,20 @@ PREDICT = [
         r = metrics.pearson_r(measured, predicted)
         plt.figure(figsize=(4.5, 4))
         plt.scatter(predicted, measured, s=8, alpha=0.5)
-        plt.xlabel("model prediction")
+        plt.xlabel("model prediction (z-scored units)")
         plt.ylabel("measured response (spikes / 100 ms)")
         plt.title(f"{model.model_id}: r = {r:.2f}, R² = {r * r:.2f}")
         plt.show()
         """),
     md("""
-        Each dot is one held-out image. The model's output is on its own scale (it can even be
-        negative): what matters is that images the model ranks high also drive the neuron
-        strongly. That is why models are scored with a **correlation**: the raw R² is the
-        squared correlation between prediction and measured response.
+        Each dot is one held-out image. The model's output is **not a spike count**: the
+        compact models were distilled from a model fitted to responses z-scored per neuron,
+        so they output **z-scored units** — about 0 for the neuron's average response to
+        natural images, 1 for one standard deviation above it, and negative values for
+        weaker than average. What matters is that images the model ranks high also drive the
+        neuron strongly. That is why models are scored with a **correlation**: the raw R² is
+        the squared correlation between prediction and measured response, and it does not
+        change if the outputs are shifted or rescaled.
 
         `predict` also takes file names, so you can try your own pictures. Here we draw one:
         """),
@@ -354,8 +371,8 @@ PREDICT = [
         ImageDraw.Draw(picture).ellipse((36, 36, 76, 76), fill=(230, 40, 40))
         picture.save("red_disc.png")
 
-        print("response to a red disc:", float(model.predict("red_disc.png")[0]))
-        print("median response to natural images:", float(np.median(predicted)))
+        print("response to a red disc (z-scored units):", float(model.predict("red_disc.png")[0]))
+        print("median response to natural images (z-scored units):", float(np.median(predicted)))
         """),
     md("""
         ## 3. Evaluate, the standard way
@@ -492,8 +509,8 @@ PREFERRED = [
         """),
     md("""
         Left: the model's favourite and least favourite images; right: the neuron's own.
-        Numbers above the images are the responses (model units on the left, spikes per
-        100 ms on the right).
+        Numbers above the images are the responses (the model's z-scored units on the left,
+        measured spikes per 100 ms on the right).
 
         ## 2. Synthesize preferred images
 
@@ -504,8 +521,10 @@ PREFERRED = [
     code("""
         result = synthesize(model, seeds=4, steps=30, preset="upstream", snapshot_every=5,
                             progress=False)
-        print("responses to the synthesized images:", np.round(result.target_responses, 2))
-        print("best natural image:                 ", round(float(ranking.predicted.max()), 2))
+        print("model outputs for the synthesized images (z-scored units):",
+              np.round(result.target_responses, 2))
+        print("best natural image:                                       ",
+              round(float(ranking.predicted.max()), 2))
         synthesis_figure(result, reference=float(ranking.predicted.max()))
         """),
     md("""
@@ -519,7 +538,7 @@ PREFERRED = [
         plt.figure(figsize=(5, 3))
         plt.plot(result.history, lw=1)
         plt.xlabel("step")
-        plt.ylabel("model response")
+        plt.ylabel("model response (z-scored units)")
         plt.title("one line per random start")
         plt.show()
         """),
@@ -809,7 +828,8 @@ EXPERIMENT = [
         experiment = gaudy_experiment(model, "session:201025", indices=heldout[:200])
         summary = experiment.summary.rows[0]
         for condition in ("natural", "gaudy", "grayscale"):
-            print(f"mean response to {condition:9s} images: {summary['mean_' + condition]:.3f}")
+            print(f"mean predicted response to {condition:9s} images: "
+                  f"{summary['mean_' + condition]:.3f} z-scored units")
         print(f"gaudy version drives the model more for "
               f"{100 * summary['frac_gaudy_above_natural']:.0f}% of the images")
         experiment.figure
@@ -923,6 +943,14 @@ NOTEBOOKS: dict[str, list[dict]] = {
 }
 
 
+#: Longest one cell may run when the notebooks are executed (seconds).
+CELL_TIMEOUT_S = 900
+
+
+def _dumps(notebook: dict) -> str:
+    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def notebook_json(name: str, cells: list[dict]) -> str:
     """The ``.ipynb`` text of one notebook: nbformat 4.5, no outputs, stable cell ids."""
     out_cells = []
@@ -943,11 +971,59 @@ def notebook_json(name: str, cells: list[dict]) -> str:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    return _dumps(notebook)
+
+
+def without_outputs(text: str) -> str:
+    """A notebook's text with what a run adds removed: outputs, execution counts, timings
+    and the kernel's language details (so it compares equal to :func:`notebook_json`)."""
+    notebook = json.loads(text)
+    for cell in notebook["cells"]:
+        cell["metadata"] = {}
+        if isinstance(cell["source"], str):  # nbformat allows one string or a list of lines
+            cell["source"] = cell["source"].splitlines(keepends=True)
+        if cell["cell_type"] == "code":
+            cell.update(execution_count=None, outputs=[])
+    notebook["metadata"]["language_info"] = {"name": "python"}
+    return _dumps(notebook)
+
+
+def is_executed(text: str) -> bool:
+    """True when every code cell of the notebook ran, without an error."""
+    cells = [c for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+    return all(c["execution_count"] is not None for c in cells) and not any(
+        o.get("output_type") == "error" for c in cells for o in c["outputs"])
+
+
+def execute(text: str) -> str:
+    """Run a notebook top to bottom in a fresh kernel and an empty folder; its text with outputs.
+
+    Uses the installed package and the data directory named by ``$V4COMPACT_DATA``.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell failed (named in the message).
+    """
+    import os
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.reads(text, as_version=4)
+    os.environ.pop("MPLBACKEND", None)  # figures inline, as a reader sees them
+    # tqdm warns in every notebook when the optional ipywidgets is not installed: that is
+    # about the build machine, not the tutorial, so the shipped outputs leave it out
+    quiet_tqdm = ("--IPKernelApp.exec_lines=['import warnings, tqdm', "
+                  "'warnings.simplefilter(\"ignore\", tqdm.TqdmWarning)']")
+    with tempfile.TemporaryDirectory() as work:
+        NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                       record_timing=False, resources={"metadata": {"path": work}},
+                       extra_arguments=[quiet_tqdm]).execute()
+    return nbformat.writes(notebook) + "\n"
 
 
 def build(out_dir: Path | None = None) -> dict[Path, str]:
-    """The notebook texts, keyed by the path each is written to."""
+    """The notebook texts (without outputs), keyed by the path each is written to."""
     folder = Path(out_dir) if out_dir is not None else ROOT / NOTEBOOK_DIR
     return {folder / f"{name}.ipynb": notebook_json(name, cells)
             for name, cells in NOTEBOOKS.items()}
@@ -957,24 +1033,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to write to (default: notebooks/ of the checkout)")
+    parser.add_argument("--execute", action="store_true",
+                        help="also run the notebooks whose cells changed or that have no "
+                        "outputs, and save their outputs (needs the data)")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a notebook differs from this script")
+                        help="write nothing; exit 1 if a notebook differs from this script or "
+                        "was not executed")
     args = parser.parse_args(argv)
-    stale = []
+    stale, unexecuted = [], []
     for path, text in build(args.out).items():
         current = path.read_text(encoding="utf-8") if path.is_file() else None
-        if current == text:
+        fresh = current is not None and without_outputs(current) == text
+        executed = fresh and is_executed(current)
+        if not fresh:
+            stale.append(path)
+        if not executed:
+            unexecuted.append(path)
+        if args.check or executed:
             continue
-        stale.append(path)
-        if not args.check:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        names = ", ".join(p.name for p in stale)
-        print(f"stale notebooks: {names}; run python scripts/build_notebooks.py", file=sys.stderr)
+        if args.execute:
+            print(f"executing {path.name}", file=sys.stderr)
+            text = execute(text)
+        elif fresh:
+            continue  # unchanged cells: keep the file as it is
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    if args.check and (stale or unexecuted):
+        names = ", ".join(p.name for p in dict.fromkeys(stale + unexecuted))
+        print(f"stale or unexecuted notebooks: {names}; run python scripts/build_notebooks.py "
+              "--execute", file=sys.stderr)
         return 1
     action = "checked" if args.check else "wrote"
-    print(f"{action} {len(NOTEBOOKS)} notebooks ({len(stale)} changed)")
+    print(f"{action} {len(NOTEBOOKS)} notebooks ({len(stale)} changed, "
+          f"{len(unexecuted)} {'executed' if args.execute else 'without outputs'})")
     return 0
 
 

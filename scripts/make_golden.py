@@ -40,8 +40,8 @@ IMAGE_MEAN = np.array([116.222, 109.270, 100.381], dtype=np.float32)
 # the source tree so the catalogue's constants are stated once.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from v4compact.data.catalog import MODEL_SESSIONS  # noqa: E402
-from v4compact.data.paths import SHARED_NUM_FILTERS as NUM_FILTERS  # noqa: E402
-from v4compact.data.paths import SHARED_TEACHERS as TEACHERS  # noqa: E402
+from v4compact.models.zoo import SHARED_NUM_FILTERS as NUM_FILTERS  # noqa: E402
+from v4compact.models.zoo import SHARED_TEACHERS as TEACHERS  # noqa: E402
 
 ACT_MODELS = (
     "compact/190923/0",

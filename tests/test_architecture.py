@@ -20,7 +20,7 @@ FORBIDDEN = {
                "cli", "web"},
     "mapping": {"evaluation", "synthesis", "experiments", "training", "figures", "report",
                 "cli", "web"},
-    "evaluation": {"cli", "web", "report", "training"},
+    "evaluation": {"cli", "web", "report"},
     "synthesis": {"cli", "web", "report", "evaluation", "training"},
     "experiments": {"cli", "web", "report", "training"},
     "features": {"cli", "web", "report", "training"},

@@ -53,3 +53,50 @@ def data_dir_source(explicit: str | os.PathLike | None = None) -> str:
     if os.environ.get(ENV_VAR):
         return f"${ENV_VAR}"
     return "cache"
+
+
+#: Environment variable naming the project's public GitHub repository (see
+#: :func:`repository_url`).
+REPO_URL_ENV_VAR = "V4COMPACT_REPO_URL"
+#: The project's public GitHub repository, or None while no public copy exists. This is the
+#: one setting behind every "open in Colab" link and every install-from-GitHub line (the
+#: explorer's tutorial pages, the notebooks that ``scripts/build_notebooks.py`` writes);
+#: ``$V4COMPACT_REPO_URL`` overrides it, e.g. for a fork.
+PUBLIC_REPOSITORY: str | None = None
+
+
+def repository_url() -> str | None:
+    """The project's public GitHub repository URL, or None when there is no public copy.
+
+    Returns:
+        ``$V4COMPACT_REPO_URL`` when set, else :data:`PUBLIC_REPOSITORY`, without a trailing
+        ``/`` (e.g. ``"https://github.com/owner/v4compact"``); None means that no public copy
+        of the project exists, so there are no Colab links and nothing to install from GitHub.
+    """
+    url = os.environ.get(REPO_URL_ENV_VAR) or PUBLIC_REPOSITORY
+    return url.rstrip("/") if url else None
+
+
+#: What the explorer and the notebooks say where a Colab link would be, while
+#: :func:`repository_url` is None.
+NO_PUBLIC_COPY = (
+    "There is no public copy of this project yet, so there is no Colab link; run the notebooks "
+    "on your own computer with Jupyter (see docs/tutorials.md)."
+)
+
+
+def colab_url(notebook: str, repo_url: str | None = None) -> str | None:
+    """The "open in Colab" address of ``notebooks/<notebook>.ipynb`` on the main branch.
+
+    Args:
+        notebook: the notebook's name without ``.ipynb``, e.g. ``"01_load_data"``.
+        repo_url: the GitHub repository (default: :func:`repository_url`).
+
+    Returns:
+        The URL, or None when there is no public repository.
+    """
+    repo_url = repo_url or repository_url()
+    if not repo_url:
+        return None
+    repo = repo_url.rstrip("/").removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{notebook}.ipynb"

@@ -49,3 +49,19 @@ class InvalidInputError(V4CompactError, ValueError):
 
 class DownloadError(V4CompactError, OSError):
     """A file could not be downloaded or failed verification after download."""
+
+
+def one_line_message(err: BaseException) -> str:
+    """Any exception as the one line the CLI prints and the web API answers.
+
+    Our own errors keep their message; an ``OSError`` says what failed on which file; any
+    other exception (a damaged file numpy or h5py could not parse, or a bug) is named with
+    its type, so the line still says what happened without a traceback.
+    """
+    text = " ".join(str(err).split())
+    if isinstance(err, V4CompactError):
+        return text or type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        where = f": {err.filename}" if err.filename is not None else ""
+        return f"{err.strerror}{where}"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -25,6 +25,7 @@ from .evaluation import (
     evaluate,
     shared_model_ids,
 )
+from .models.zoo import ENSEMBLE, SHARED
 
 
 def _png(fig) -> str:
@@ -63,9 +64,9 @@ def _shared_pivot(result: EvaluationResult) -> tuple[list[str], list[list]]:
     cells: dict[tuple[str, int], list[float]] = {}
     metrics = set()
     for s in result.scored:
-        parts = s.model.split("/")
-        if len(parts) == 3 and parts[0] == "shared":
-            cells.setdefault((parts[1], int(parts[2])), []).append(s.value)
+        fields = SHARED.match(s.model)
+        if fields is not None:
+            cells.setdefault((fields["teacher"], fields["num_filters"]), []).append(s.value)
             metrics.add(s.metric)
     teachers = list(dict.fromkeys(t for t, _ in cells))
     filters = sorted({f for _, f in cells})
@@ -106,10 +107,10 @@ def _provenance(data_dir, results: dict[str, EvaluationResult], sessions) -> lis
                            ("single-repeat responses", paths.responses_raw(sid))):
             present = (root / rel).is_file()
             rows.append([f"{sid} {label}", f"{'present' if present else 'MISSING'}: {rel}"])
-    members = sum((root / paths.ensemble_member(k)).is_file()
-                  for k in range(paths.NUM_ENSEMBLE_MEMBERS))
+    members = ENSEMBLE.files(ENSEMBLE.name)
+    present = sum((root / rel).is_file() for rel in members)
     rows.append(["ensemble members",
-                 f"{members} of {paths.NUM_ENSEMBLE_MEMBERS} present ({paths.ENSEMBLE_DIR}/)"])
+                 f"{present} of {len(members)} present ({paths.ENSEMBLE_DIR}/)"])
     return rows
 
 

@@ -27,6 +27,7 @@ from v4compact.data.registry import (
     load_registry,
     resolve,
 )
+from v4compact.models.zoo import NUM_ENSEMBLE_MEMBERS, SHARED_NUM_FILTERS, SHARED_TEACHERS
 
 AVERAGED = paths.responses_averaged(190923)  # 317 kB
 NUMS = [paths.nums_filters(201025, k) for k in range(3)]  # tiny
@@ -246,10 +247,10 @@ def test_every_path_function_names_a_released_file():
     registry = load_registry()
     for fmt in paths.COMPACT_FORMATS:
         assert paths.compact_model(211022, 41, fmt) in registry
-    for teacher in paths.SHARED_TEACHERS:
-        for num in paths.SHARED_NUM_FILTERS:
+    for teacher in SHARED_TEACHERS:
+        for num in SHARED_NUM_FILTERS:
             assert paths.shared_model(teacher, num) in registry
-    for k in range(paths.NUM_ENSEMBLE_MEMBERS):
+    for k in range(NUM_ENSEMBLE_MEMBERS):
         assert paths.ensemble_member(k) in registry
     assert paths.ENSEMBLE_SUMMARY in registry
     for info in v4compact.list_sessions():
@@ -289,3 +290,53 @@ def test_status_of_the_real_copy_reports_missing_images_and_raw(data_dir):
     assert status["responses"].present == 50
     assert status["compact-models"].present == 219
     assert status["ensemble-members"].present == 0
+
+
+def _refusing_url() -> str:
+    """A loopback URL whose port refuses connections (nothing listens on it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_an_unreachable_server_stops_the_run_at_the_first_file(tmp_path):
+    import time
+
+    many = resolve("responses")  # 50 files: each would be retried for seconds
+    start = time.monotonic()
+    with pytest.raises(v4compact.DownloadError) as err:
+        v4compact.fetch("responses", data_dir=tmp_path, base_url=_refusing_url(),
+                        progress=False, retries=3)
+    elapsed = time.monotonic() - start
+    message = str(err.value)
+    assert len(many) == 50 and elapsed < 5, f"took {elapsed:.1f} s"
+    assert "Connection refused" in message and "$V4COMPACT_DATA or --data-dir" in message
+    assert min(e.path for e in many) in message and "\n" not in message
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_fetch_without_network_is_one_line_naming_the_data_setting(tmp_path, capsys):
+    from v4compact.cli import main
+
+    code = main(["data", "fetch", "responses", "compact-models", "--no-progress",
+                 "--base-url", _refusing_url(), "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: could not download") and err.count("\n") == 1
+    assert "V4COMPACT_DATA" in err and "--data-dir" in err
+
+
+def test_data_status_exits_1_when_a_file_is_corrupt(tmp_path, data_dir, capsys):
+    from v4compact.cli import main
+
+    local = tmp_path / AVERAGED
+    local.parent.mkdir(parents=True)
+    shutil.copyfile(data_dir / AVERAGED, local)
+    assert main(["data", "status", "--data-dir", str(tmp_path)]) == 0  # only missing files
+    local.write_bytes(local.read_bytes()[:-8])  # truncated: the size tells
+    assert main(["data", "status", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"corrupt: {AVERAGED}" in err and "error: 1 corrupt file" in err

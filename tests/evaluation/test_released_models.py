@@ -11,7 +11,7 @@ from v4compact.data.session import load_session
 from v4compact.evaluation import EvaluationResult, evaluate
 from v4compact.figures.performance import fig1h, fig3d, snr_distribution
 from v4compact.metrics import raw_r2
-from v4compact.models.registry import load_model
+from v4compact.models.zoo import load_model
 from v4compact.report import build_report
 
 # the cheapest compact model of 190923 (fewest multiply-adds), and one of 211022 (no images)

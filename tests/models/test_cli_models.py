@@ -27,8 +27,10 @@ def image_folder(tmp_path_factory, golden_images):
 
 def test_models_list(capsys, data_dir):
     assert main(["models", "list", "compact/201025/1*", "--data-dir", str(data_dir)]) == 0
-    ids = capsys.readouterr().out.split()
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    ids = [row[0] for row in rows]
     assert ids == v4compact.list_models("compact/201025/1*", data_dir=data_dir)
+    assert {row[1] for row in rows} == {"present"}
     assert "compact/201025/10" in ids
 
 
@@ -39,9 +41,10 @@ def test_predict_csv_for_a_neuron_list(tmp_path, image_folder, golden_images, da
     assert main(argv) == 0
     with open(out, newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["image", "190923/0", "201025/10"]
+    assert rows[0] == ["image", "units", "190923/0", "201025/10"]
     assert [os.path.basename(r[0]) for r in rows[1:]] == ["img0.png", "img1.png", "img2.png"]
-    table = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    assert {r[1] for r in rows[1:]} == {"z-scored units"}
+    table = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
     ref = np.stack([v4compact.load_compact_model(s, n, data_dir=data_dir)
                     .predict(golden_images[:3]) for s, n in ((190923, 0), (201025, 10))], 1)
     np.testing.assert_allclose(table, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
@@ -78,7 +81,7 @@ def test_export_cli_writes_a_loadable_file(tmp_path, data_dir, golden_images, ca
     (["predict", "190923/1", "no/such/image.png"], "not found"),
     (["predict", "not-a-model", "session:190923"], "bad model selector"),
     (["predict", "190923/1", "session:190923:middle"], "bad image set"),
-    (["predict", "190923/1", "session:190923", "--out", "table.xlsx"], ".csv or .npy"),
+    (["predict", "190923/1", "session:190923", "--out", "table.xlsx"], "use one of .csv, .npy"),
     (["export", "shared/from_nobody/5"], "unknown teacher"),
 ])
 def test_bad_input_one_line_exit_1(argv, needle, capsys, data_dir):

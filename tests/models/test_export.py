@@ -9,7 +9,7 @@ import torch
 import v4compact
 from v4compact.errors import DataNotFoundError, InvalidInputError, ModelFormatError
 from v4compact.models.export import FORMATS, OnnxModel, export_model, load_exported
-from v4compact.models.population import CompactPopulation
+from v4compact.models.inputs import to_model_input
 
 MODELS = {
     "compact": lambda d: v4compact.load_compact_model(201025, 10, data_dir=d),
@@ -21,7 +21,7 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def natural_tensor(golden_images) -> torch.Tensor:
-    return CompactPopulation.to_input_tensor(golden_images[:6])
+    return to_model_input(golden_images[:6])
 
 
 def _outputs(model, x: torch.Tensor) -> np.ndarray:

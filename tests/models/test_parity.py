@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from v4compact.models.registry import load_model
+from v4compact.models.inputs import to_model_input
+from v4compact.models.zoo import load_model
 
 from .conftest import relative_error
 
@@ -93,7 +94,7 @@ def test_autograd_path_matches_keras_too(golden, golden_images):
 
     for model_id in ("compact/201025/10", "shared/linear_from_ensemble_model/10"):
         model = load_model(model_id)
-        x = model.to_input_tensor(golden_images)
+        x = to_model_input(golden_images)
         with torch.no_grad():
             pred = model(x).numpy()
         if model_id.startswith("compact/"):

@@ -1,4 +1,4 @@
-"""Model ids, listing and the one-line loaders."""
+"""The release-model loaders and what the zoo lists of them (see also test_zoo.py)."""
 
 from __future__ import annotations
 
@@ -14,26 +14,34 @@ from v4compact.errors import (
     UnknownSessionError,
 )
 from v4compact.models.compact import CompactModel
-from v4compact.models.registry import (
+from v4compact.models.registry import load_compact_model, load_shared_model
+from v4compact.models.shared import SharedCompactModel
+from v4compact.models.zoo import (
+    NUM_ENSEMBLE_MEMBERS,
     SHARED_NUM_FILTERS,
     SHARED_TEACHERS,
     list_models,
-    load_compact_model,
     load_model,
-    load_shared_model,
     model_neuron_ids,
 )
-from v4compact.models.shared import SharedCompactModel
 
 
-def test_list_models_lists_every_released_model(data_dir):
-    ids = list_models(data_dir=data_dir)
+def test_list_models_lists_every_known_model_without_data():
+    ids = list_models()
     compact = [i for i in ids if i.startswith("compact/")]
     shared = [i for i in ids if i.startswith("shared/")]
-    assert len(compact) == 219 and len(shared) == 56 and ids[-1] == "population"
+    assert len(compact) == 219 and len(shared) == 56
     assert compact[0] == "compact/190923/0" and compact[-1] == "compact/211022/41"
-    assert "compact/201025/10" in ids and "shared/from_ensemble_model/200" in ids
-    assert len(set(ids)) == len(ids)
+    assert ids[275:277] == ["population", "ensemble"]
+    assert ids[277:] == [f"ensemble/member{k}" for k in range(NUM_ENSEMBLE_MEMBERS)]
+    assert len(set(ids)) == len(ids) == 275 + 1 + 1 + NUM_ENSEMBLE_MEMBERS
+
+
+def test_list_models_present_only(data_dir, tmp_path):
+    present = list_models(data_dir=data_dir, present_only=True)
+    assert present == list_models()[:276]  # the data copy has every model but the ensemble
+    assert list_models(data_dir=tmp_path, present_only=True) == []
+    assert list_models(data_dir=tmp_path) == list_models()
 
 
 def test_list_models_pattern(data_dir):
@@ -41,10 +49,6 @@ def test_list_models_pattern(data_dir):
     assert list_models("shared/*/200", data_dir=data_dir) == [
         f"shared/{t}/200" for t in SHARED_TEACHERS]
     assert list_models("nothing*", data_dir=data_dir) == []
-
-
-def test_list_models_of_an_empty_directory(tmp_path):
-    assert list_models(data_dir=tmp_path) == []
 
 
 def test_model_neuron_ids_follow_the_catalogue():
@@ -88,6 +92,7 @@ def test_loaders_accept_strings():
         (lambda: load_shared_model("from_vgg19", 7), UnknownModelError, "200"),
         (lambda: load_model("compact/201025"), UnknownModelError, "compact/<session>"),
         (lambda: load_model("foo/bar/baz"), UnknownModelError, "shared/<teacher>"),
+        (lambda: load_compact_model("0201025", 1), UnknownSessionError, "no compact models"),
         (lambda: load_compact_model(190923, 0, device="not-a-device"), InvalidInputError,
          "device"),
     ],
@@ -103,10 +108,10 @@ def test_missing_files_name_the_fetch_command(tmp_path):
         load_compact_model(190923, 0, data_dir=tmp_path)
     message = str(err.value)
     assert "compact_model_190923_neuron0.keras" in message and str(tmp_path) in message
-    assert "v4compact data fetch compact-models" in message
-    with pytest.raises(DataNotFoundError, match="v4compact data fetch shared-models"):
+    assert f"v4compact data fetch compact-models:190923/0 --data-dir {tmp_path}" in message
+    with pytest.raises(DataNotFoundError, match="v4compact data fetch shared-models:from_vgg19"):
         load_shared_model("from_vgg19", 5, data_dir=tmp_path)
-    with pytest.raises(DataNotFoundError, match="compact-models-npy"):
+    with pytest.raises(DataNotFoundError, match="v4compact data fetch compact-models-npy:190923/1"):
         load_compact_model(190923, 1, format="npy")  # the copy has 3 neurons in .npy only
 
 

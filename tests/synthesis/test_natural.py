@@ -52,7 +52,7 @@ def test_rank_folder_and_zip_agree_with_predict(compact_2, heldout_images, tmp_p
 def test_bad_sources(tmp_path):
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_image_collection(tmp_path / "missing")
-    with pytest.raises(InvalidInputError, match="no PNG/JPEG"):
+    with pytest.raises(InvalidInputError, match="no image files"):
         load_image_collection(tmp_path)
     with pytest.raises(InvalidInputError, match="shape"):
-        load_image_collection(np.zeros((2, 50, 50, 3), np.uint8))
+        load_image_collection(np.zeros((2, 50, 50, 5), np.uint8))

@@ -75,5 +75,32 @@ def client(app):
     """A TestClient of :func:`app` (lifespan run once for the session)."""
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
+
+
+#: Neurons whose files the damaged copy breaks: a truncated model, a garbage filter-count
+#: file, and a model file that is missing.
+TRUNCATED, GARBLED, MISSING = "201025/3", "190923/2", "210225/1"
+
+
+@pytest.fixture(scope="session")
+def damaged_data_dir(tmp_path_factory, data_dir) -> Path:
+    """A copy of the data directory (symbolic links) with three neurons' files damaged."""
+    from v4compact.data import paths
+
+    root = tmp_path_factory.mktemp("damaged_data")
+    for source in data_dir.rglob("*"):
+        if source.is_file():
+            link = root / source.relative_to(data_dir)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source)
+    truncated = root / paths.compact_model(*map(int, TRUNCATED.split("/")))
+    content = truncated.read_bytes()
+    truncated.unlink()
+    truncated.write_bytes(content[: len(content) // 2])
+    garbled = root / paths.nums_filters(*map(int, GARBLED.split("/")))
+    garbled.unlink()
+    garbled.write_bytes(b"this is not a numpy file")
+    (root / paths.compact_model(*map(int, MISSING.split("/")))).unlink()
+    return root

@@ -5,16 +5,18 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import v4compact
 from v4compact.data.session import load_session
 from v4compact.metrics import raw_r2
 from v4compact.models.registry import load_compact_model
 
-from .conftest import HELDOUT_IMAGES, SITE_NEURONS
+from .conftest import GARBLED, HELDOUT_IMAGES, MISSING, SITE_NEURONS, TRUNCATED
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,21 @@ def _predict_one(model, pixels: np.ndarray) -> float:
 def test_health_reports_built_neurons(client):
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["neurons_built"] == len(SITE_NEURONS)
+    assert body["neurons_available"] == 219 and body["neurons_disabled"] == []
     assert body["jobs"]["workers"] == 2
+
+
+def test_health_and_errors_reveal_no_server_paths(client, data_dir, site_cache, notebooks_dir):
+    folders = [str(data_dir), str(site_cache), str(notebooks_dir), str(Path.home())]
+    health = client.get("/api/health")
+    # a missing file of the data directory: the library's message names the folder searched
+    missing = client.get("/api/sessions/211022/images/0.png")
+    assert missing.status_code == 404
+    assert "v4compact data fetch images:211022" in missing.json()["detail"]
+    unbuilt = client.get("/api/neurons/211022/0")  # its held-out note names a fetch command
+    for response in (health, missing, unbuilt):
+        for folder in folders:
+            assert folder not in response.text, (response.url, folder)
 
 
 def test_security_headers_on_pages_and_errors(client):
@@ -75,19 +91,56 @@ def test_gallery_lists_all_219_neurons(client):
     assert not by_id["190923/0"]["built"] and by_id["190923/0"]["num_filters"]
 
 
-def test_neuron_metric_matches_the_library(client, data_dir, model_201025_10):
+def test_neuron_score_is_the_evaluation_number(client, data_dir, tmp_path):
+    """The page, v4compact.evaluate and the CLI's CSV give the same number for 201025/10."""
+    from v4compact.cli import main
+    from v4compact.evaluation import EvaluationResult
+
+    page = client.get("/api/neurons/201025/10").json()["heldout"]
+    evaluated = v4compact.evaluate(
+        "compact/201025/10", sessions=[201025], data_dir=data_dir, progress=False
+    ).scores[0]
+    csv = tmp_path / "scores.csv"
+    assert main(["evaluate", "compact/201025/10", "--sessions", "201025", "--out", str(csv),
+                 "--quiet"]) == 0
+    (row,) = EvaluationResult.from_csv(csv).scores
+    assert page["metric"] == evaluated.metric == row.metric == "raw_r2"
+    assert page["value"] == evaluated.value
+    assert page["value"] == pytest.approx(row.value, rel=1e-5)  # the CSV keeps 6 digits
+    assert (page["ci_low"], page["ci_high"]) == (evaluated.ci_low, evaluated.ci_high)
+    assert page["num_images"] == evaluated.num_images == 600  # the whole held-out half
+    assert page["model_id"] == "compact/201025/10"
+
+
+def test_scatter_points_name_their_units(client, data_dir, model_201025_10):
+    from v4compact.models.calibration import fit_calibration
+
     detail = client.get("/api/neurons/201025/10").json()
+    assert detail["model_units"] == "z-scored units"
     session = load_session(201025, data_dir=data_dir)
     _, heldout = session.heldout_split()
     heldout = heldout[:HELDOUT_IMAGES]
     predicted = model_201025_10.predict(np.asarray(session.images[heldout]))
-    expected = raw_r2(session.responses[10, heldout], predicted)
-    assert detail["heldout"]["metric"] == "raw R^2"
-    assert detail["heldout"]["value"] == pytest.approx(expected, abs=1e-4)
     points = detail["heldout_points"]
     assert points["image_indices"] == heldout.tolist()
     np.testing.assert_allclose(points["measured"], session.responses[10, heldout], atol=1e-4)
     np.testing.assert_allclose(points["predicted"], predicted, atol=1e-3)
+    # calibrated predictions (spikes per 100 ms): the library's calibration of this model
+    calibration = fit_calibration(model_201025_10, data_dir=data_dir)
+    spikes = np.asarray(calibration.apply(predicted[:, None])).reshape(-1)
+    np.testing.assert_allclose(points["predicted_spikes"], spikes, atol=1e-3)
+    assert detail["calibration"]["units"] == "spikes per 100 ms"
+    assert detail["calibration"]["slope"] == pytest.approx(float(calibration.slope[0]), rel=1e-6)
+    # on the same scale as the measured spike counts, unlike the raw z-scored outputs
+    measured = np.asarray(points["measured"])
+    assert abs(np.mean(points["predicted_spikes"]) - measured.mean()) < 0.25 * measured.mean()
+    assert abs(np.mean(points["predicted"]) - measured.mean()) > 0.5 * measured.mean()
+    # an affine map leaves the squared correlation unchanged
+    assert raw_r2(measured, np.asarray(points["predicted_spikes"])) == pytest.approx(
+        raw_r2(measured, predicted), abs=1e-5)
+    top = detail["natural"]["top_predicted"][0]
+    assert top["predicted_spikes"] == pytest.approx(
+        float(calibration.apply(np.array([[top["predicted"]]])).reshape(-1)[0]), abs=1e-6)
 
 
 def test_natural_rankings_are_ordered(client):
@@ -114,6 +167,18 @@ def test_neuron_without_session_photos_explains_why(client):
     assert detail["heldout"] is None and detail["natural"] is None
     assert "211022" in detail["build_hint"] and "fetch" in detail["build_hint"]
     assert len(detail["preferred"]) == 2
+    assert detail["calibration"] is None
+
+
+def test_fetch_hints_name_groups_that_exist(client):
+    """Every ``v4compact data fetch`` command the explorer shows resolves to release files."""
+    from v4compact.data.registry import resolve
+
+    hints = [client.get("/api/neurons/211022/0").json()["build_hint"],
+             client.get("/api/sessions/211022/images/0.png").json()["detail"]]
+    groups = [h.split("v4compact data fetch ", 1)[1].split()[0].rstrip(".;") for h in hints]
+    assert groups == ["images:211022", "images:211022"]
+    assert all(resolve(group) for group in groups)
 
 
 def test_unbuilt_neuron_says_how_to_build(client):
@@ -138,6 +203,13 @@ def test_unbuilt_neuron_says_how_to_build(client):
         "/api/tutorials/..%2F..%2Fpyproject",
         "/static/..%2F..%2Fapp.py",
         "/static/../../../../etc/passwd",
+        # other scripts' digits are not numbers (int("١") would be 1)
+        "/api/neurons/201025/\u0661",
+        "/api/neurons/\uff12\uff10\uff11\uff10\uff12\uff15/10",
+        "/api/neurons/201025/1\u0660/network",
+        "/api/sessions/\uff12\uff10\uff11\uff10\uff12\uff15",
+        "/api/sessions/201025/images/\u0667.png",
+        "/api/neurons/201025/10/preferred/\u0661.png",
     ],
 )
 def test_unknown_ids_and_traversal_are_404(client, path):
@@ -173,6 +245,8 @@ def test_activation_map_png(client, layer, filter_index):
         ("layer=layer0&filter=0&image=../x", 400),
         ("layer=layer0&filter=0&image=s99999", 400),
         ("layer=layer0&filter=0&image=p9", 404),
+        ("layer=layer0&filter=0&image=s\u0667", 400),
+        ("layer=layer0&filter=\u0661&image=s1", 422),
         ("layer=layer0&image=s1", 422),
     ],
 )
@@ -185,7 +259,8 @@ def test_activation_rejects_bad_queries(client, query, status):
 def test_ablation_changes_predictions_as_the_model_says(client, data_dir, model_201025_10):
     result = client.get("/api/neurons/201025/10/ablation?layer=layer4&filter=0").json()
     detail = client.get("/api/neurons/201025/10").json()
-    assert result["before"] == pytest.approx(detail["heldout"]["value"], abs=1e-3)
+    assert result["before"] == detail["heldout"]["value"]
+    assert "raw R" in result["metric"] and "600 photos" in result["metric"]
     assert len(result["predicted_after"]) == HELDOUT_IMAGES
     assert result["mean_abs_change"] > 0
     # independent check: zero filter 0's readout weights, which silences it in the readout
@@ -200,12 +275,22 @@ def test_ablation_changes_predictions_as_the_model_says(client, data_dir, model_
     session = load_session(201025, data_dir=data_dir)
     images = np.asarray(session.images[detail["heldout_points"]["image_indices"]])
     np.testing.assert_allclose(result["predicted_after"], silenced.predict(images), atol=1e-3)
+    # the score after is the evaluation's score of the silenced model
+    after = v4compact.evaluate(silenced, sessions=[201025], data_dir=data_dir, num_boot=0,
+                               progress=False).scores[0]
+    assert result["after"] == pytest.approx(after.value, abs=1e-6)
+    # and the spike-count version of the predictions uses the neuron's calibration
+    slope, intercept = detail["calibration"]["slope"], detail["calibration"]["intercept"]
+    np.testing.assert_allclose(result["predicted_after_spikes"],
+                               slope * np.asarray(result["predicted_after"]) + intercept,
+                               atol=1e-3)
 
 
 def test_ablation_without_photos_uses_preferred_images(client):
     result = client.get("/api/neurons/211022/0/ablation?layer=layer0&filter=0").json()
-    assert result["metric"] == "mean response to preferred images"
+    assert result["metric"] == "mean model output on the preferred images (z-scored units)"
     assert len(result["predicted_before"]) == 2 and result["measured"] == []
+    assert result["predicted_before_spikes"] is None  # no photos here: no calibration
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -353,6 +438,24 @@ def test_filter_objective_reports_a_bad_layer_in_the_stream(client):
 
 
 # --- tutorials ---------------------------------------------------------------------------
+def test_tutorials_without_a_public_repository_say_so(notebooks_dir, site_cache, data_dir,
+                                                     monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from v4compact import config
+    from v4compact.web.app import create_app
+
+    monkeypatch.delenv(config.REPO_URL_ENV_VAR, raising=False)
+    assert config.repository_url() is None  # no public copy of the project exists yet
+    app = create_app(data_dir=data_dir, cache_dir=site_cache, notebooks_dir=notebooks_dir)
+    with TestClient(app, base_url="http://127.0.0.1") as local:
+        (book,) = local.get("/api/tutorials").json()
+        assert book["colab_url"] is None
+        assert book["repository_note"] == config.NO_PUBLIC_COPY
+        assert "no public copy" in book["repository_note"]
+        assert local.get("/api/tutorials/01_load_data").json()["colab_url"] is None
+
+
 def test_tutorials_are_listed_with_colab_links(client):
     books = client.get("/api/tutorials").json()
     assert [b["name"] for b in books] == ["01_load_data"]
@@ -368,3 +471,62 @@ def test_tutorial_cells(client):
     assert [c["kind"] for c in book["cells"]] == ["markdown", "code"]
     assert book["cells"][1]["outputs"] == [{"kind": "text", "text": "2\n"}]
     assert client.get("/api/tutorials/02_missing").status_code == 404
+
+
+# --- one bad model file disables only its own neuron ------------------------------------------
+@pytest.fixture(scope="module")
+def damaged_client(damaged_data_dir, site_cache, notebooks_dir):
+    from fastapi.testclient import TestClient
+
+    from v4compact.web.app import create_app
+
+    app = create_app(data_dir=damaged_data_dir, cache_dir=site_cache,
+                     notebooks_dir=notebooks_dir)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        yield test_client
+
+
+def test_gallery_marks_each_damaged_neuron_and_says_how_to_refetch(damaged_client,
+                                                                    damaged_data_dir):
+    response = damaged_client.get("/api/neurons")
+    assert response.status_code == 200
+    cards = {c["neuron_id"]: c for c in response.json()}
+    assert len(cards) == 219
+    assert cards[TRUNCATED]["health"] == cards[GARBLED]["health"] == "corrupt"
+    assert cards[MISSING]["health"] == "missing"
+    from v4compact.data.registry import resolve
+
+    for neuron_id in (TRUNCATED, GARBLED, MISSING):
+        problem = cards[neuron_id]["problem"]
+        assert problem.endswith(f"v4compact data fetch compact-models:{neuron_id}")
+        assert str(damaged_data_dir) not in problem and "\n" not in problem
+        group = problem.rsplit(" ", 1)[1]  # a group the release has: it fetches both files
+        assert {entry.kind for entry in resolve(group)} == {"compact-models", "nums-filters"}
+    assert cards[GARBLED]["num_filters"] is None
+    assert sum(c["health"] == "ok" for c in cards.values()) == 216
+    assert cards["201025/10"]["built"] and cards["201025/10"]["heldout"]
+    health = damaged_client.get("/api/health").json()
+    assert health["neurons_available"] == 216
+    assert health["neurons_disabled"] == [GARBLED, TRUNCATED, MISSING]
+
+
+def test_damaged_neuron_page_loads_and_live_routes_refuse_in_one_line(damaged_client):
+    detail = damaged_client.get(f"/api/neurons/{TRUNCATED}")
+    assert detail.status_code == 200 and detail.json()["health"] == "corrupt"
+    for path in (f"/api/neurons/{TRUNCATED}/network",
+                 f"/api/neurons/{GARBLED}/ablation?layer=layer0&filter=0"):
+        response = damaged_client.get(path)
+        assert response.status_code == 503, response.text
+        assert "re-fetch it with: v4compact data fetch" in response.json()["detail"]
+    missing = damaged_client.get(f"/api/neurons/{MISSING}/network")
+    assert missing.status_code == 404 and "fetch it with" in missing.json()["detail"]
+    assert damaged_client.get("/api/neurons/201025/10/network").status_code == 200
+
+
+def test_try_your_image_answers_for_every_other_neuron(damaged_client, photo_bytes):
+    response = damaged_client.post(
+        "/api/predict", files={"image": ("x.jpg", photo_bytes, "image/jpeg")}
+    )
+    assert response.status_code == 200, response.text
+    ids = [r["neuron_id"] for r in response.json()["responses"]]
+    assert len(ids) == 216 and not {TRUNCATED, GARBLED, MISSING} & set(ids)

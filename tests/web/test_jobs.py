@@ -10,6 +10,7 @@ import pytest
 
 from v4compact.web.jobs import (
     CancelToken,
+    ClientLimitError,
     JobCancelledError,
     JobPool,
     JobQueueFullError,
@@ -102,3 +103,85 @@ def test_cancel_token_raises_once_cancelled():
     token.cancel("because")
     with pytest.raises(JobCancelledError, match="because"):
         token.check()
+
+
+def test_long_jobs_leave_a_worker_for_quick_ones():
+    # twenty syntheses wait or are refused; "Try your image" still runs at once
+    pool = JobPool(max_workers=2, max_queue=16, max_per_client=100)
+    release = threading.Event()
+
+    async def main():
+        syntheses = []
+        for i in range(20):
+            syntheses.append(asyncio.ensure_future(
+                pool.run(release.wait, 30, kind="synthesis", client=f"10.0.0.{i}")))
+        await asyncio.sleep(0.1)
+        stats = pool.stats()
+        assert (stats["running_synthesis"], stats["waiting_synthesis"]) == (1, 4)
+        start = time.monotonic()
+        assert await pool.run(pow, 3, 2, kind="predict", client="10.0.1.1") == 9
+        quick = time.monotonic() - start
+        release.set()
+        outcomes = await asyncio.gather(*syntheses, return_exceptions=True)
+        return quick, outcomes
+
+    quick, outcomes = asyncio.run(main())
+    assert quick < 1.0
+    refused = [o for o in outcomes if isinstance(o, JobQueueFullError)]
+    assert len(refused) == 15 and "synthesis" in str(refused[0])
+    assert sum(o is True for o in outcomes) == 5
+    pool.shutdown()
+
+
+def test_one_client_gets_only_its_share():
+    pool = JobPool(max_workers=1, max_queue=8, max_per_client=3)
+    release = threading.Event()
+
+    def submit(client, kind="default"):
+        return asyncio.ensure_future(pool.run(release.wait, 5, kind=kind, client=client))
+
+    async def main():
+        mine = [submit("10.0.0.1") for _ in range(3)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ClientLimitError, match="3 requests"):
+            await pool.run(release.wait, 5, client="10.0.0.1")
+        other = submit("10.0.0.2")  # another client still finds a place
+        syntheses = [submit("10.0.0.3", "synthesis") for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ClientLimitError, match="2 synthesis jobs"):
+            await pool.run(release.wait, 5, kind="synthesis", client="10.0.0.3")
+        assert pool.stats()["waiting"] == 5
+        release.set()
+        return await asyncio.gather(*mine, other, *syntheses)
+
+    assert asyncio.run(main()) == [True] * 6
+    assert pool.stats()["rejected"] == 2
+    pool.shutdown()
+
+
+def test_a_job_abandoned_while_waiting_frees_its_place_at_once():
+    pool = JobPool(max_workers=1, max_queue=1)
+    release = threading.Event()
+    ran = []
+
+    async def main():
+        first = asyncio.ensure_future(pool.run(release.wait, 5))
+        waiting = asyncio.ensure_future(pool.run(ran.append, "never"))
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # the client left before its job started
+        await asyncio.sleep(0.05)
+        assert pool.stats()["waiting"] == 0
+        again = asyncio.ensure_future(pool.run(ran.append, "later"))  # the place is free
+        release.set()
+        await asyncio.gather(first, again)
+
+    asyncio.run(main())
+    assert ran == ["later"]
+    pool.shutdown()
+
+
+def test_limits_below_their_minimum_are_refused():
+    for kwargs in ({"max_workers": 0}, {"max_queue": -1}, {"time_limit_s": -1},
+                   {"time_limit_s": float("nan")}):
+        with pytest.raises(ValueError, match="time_limit_s > 0"):
+            JobPool(**kwargs)

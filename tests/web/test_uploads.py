@@ -104,7 +104,7 @@ def test_body_limit_applies_without_content_length(data_dir, tmp_path):
         for _ in range(200):
             yield b"x" * 1000
 
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post(
             "/api/predict",
             content=chunks(),

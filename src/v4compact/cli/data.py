@@ -68,7 +68,9 @@ def register(subparsers, parents) -> None:
 
     status = sub.add_parser(
         "status", parents=parents, help="what is present, missing or corrupt, per kind of file",
-        description="Compare the data directory with the release registry.",
+        description="Compare the data directory with the release registry. Missing files "
+        "are normal (fetch them when needed); the exit status is 1 when a file is corrupt "
+        "(wrong size, or wrong hash with --verify), so scripts can rely on it.",
     )
     status.add_argument("--verify", action="store_true",
                         help="hash every present file (default: compare sizes only)")
@@ -167,6 +169,10 @@ def _status(args) -> int:
     if incomplete:
         print(f"\nfetch what is missing with: {fetch_command(' '.join(incomplete), args.data_dir)}"
               " (or: all)")
+    if corrupt:
+        print(f"error: {len(corrupt)} corrupt file(s) in {root}; fetching them again replaces "
+              "them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 
+from .checks import output_file
+
 _EPILOG = """\
 examples:
   v4compact evaluate compact --sessions 190923 201025 210225 --out compact.csv
   v4compact evaluate shared --out shared.csv
   v4compact evaluate shared/from_ensemble_model/200 --sessions 201025
   v4compact evaluate my_model.onnx --sessions 210325      (ridge-mapped features)
+  v4compact evaluate runs/upstream --sessions 201025      (a trained ensemble run)
 """
 
 
@@ -27,8 +30,9 @@ def register(subparsers, parents) -> None:
     )
     parser.add_argument(
         "model", nargs="+", metavar="MODEL",
-        help="model id (compact/201025/10, shared/from_vgg19/50), 'compact' (every compact "
-        "model of the sessions), 'shared' (all 56 shared models) or an .onnx file taking "
+        help="model id (compact/201025/10, shared/from_vgg19/50, ensemble), 'compact' (every "
+        "compact model of the sessions), 'shared' (all 56 shared models), a training run "
+        "folder (v4compact train ensemble --out RUN_DIR) or an .onnx file taking "
         "re-centred (N, 3, 112, 112) images",
     )
     parser.add_argument("--sessions", nargs="+", metavar="SID",
@@ -54,6 +58,7 @@ def run(args) -> int:
     """Evaluate and print the summary; returns the exit status."""
     from ..evaluation import evaluate
 
+    out = output_file(args.out) if args.out else None
     model = args.model[0] if len(args.model) == 1 else args.model
     result = evaluate(
         model, sessions=args.sessions, split=args.split, data_dir=args.data_dir,
@@ -61,7 +66,7 @@ def run(args) -> int:
         batch_size=args.batch_size, device=args.device, progress=not args.quiet,
     )
     print(result.format_summary())
-    if args.out:
-        path = result.to_csv(args.out)
+    if out is not None:
+        path = result.to_csv(out)
         print(f"wrote {len(result)} rows to {path}", file=sys.stderr)
     return 0

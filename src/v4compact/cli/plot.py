@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from ..errors import InvalidInputError
-
-_FORMATS = (".png", ".pdf", ".svg")
+from .checks import FIGURE_SUFFIXES, output_file
 
 
 def register(subparsers, parents) -> None:
@@ -29,29 +26,18 @@ def register(subparsers, parents) -> None:
     plot.set_defaults(func=lambda args: (plot.print_help(), 2)[1])
 
 
-def _check_out(out: str) -> Path:
-    path = Path(out)
-    if path.suffix.lower() not in _FORMATS:
-        raise InvalidInputError(
-            f"--out {out}: unsupported suffix {path.suffix or '(none)'}; "
-            f"use one of {', '.join(_FORMATS)}"
-        )
-    return path
-
-
 def _session(args) -> int:
     from ..data.paths import fetch_command
     from ..data.session import load_session
     from ..figures.session import plot_session
 
-    out = _check_out(args.out)
+    out = output_file(args.out, FIGURE_SUFFIXES)
     session = load_session(args.session_id, data_dir=args.data_dir)
     if not session.has_images:
         fetch = fetch_command(f"images:{session.session_id}", args.data_dir)
         print(f"note: images of session {session.session_id} are not in {session.data_dir}; "
               f"drawing the responses only (fetch them with: {fetch})", file=sys.stderr)
     figure = plot_session(session)
-    out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .checks import output_dir
+
 
 def register(subparsers, parents) -> None:
     """Add the ``report`` subcommand."""
@@ -39,7 +41,7 @@ def run(args) -> int:
     from ..report import build_report
 
     path = build_report(
-        args.out, data_dir=args.data_dir, sessions=args.sessions or MODEL_SESSIONS,
+        output_dir(args.out), data_dir=args.data_dir, sessions=args.sessions or MODEL_SESSIONS,
         compact=args.compact_results, shared=args.shared_results, teachers=args.teachers,
         num_filters=args.num_filters, num_boot=args.num_boot, seed=args.seed,
         device=args.device, progress=not args.quiet,

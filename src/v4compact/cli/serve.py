@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .checks import check_positive, output_dir
+
 
 def register(subparsers, parents) -> None:
     """Add ``serve`` and ``site`` (with ``site build``)."""
@@ -13,10 +15,18 @@ def register(subparsers, parents) -> None:
         help="start the explorer web page",
         description="Start the V4 explorer (a web page over the models and data). It binds to "
         "127.0.0.1 by default, so only this computer can open it; run 'v4compact site build' "
-        "first so pages load from precomputed pictures and scores.",
+        "first so pages load from precomputed pictures and scores. It answers only to the "
+        "host names 127.0.0.1, localhost and [::1] (and the --host address), and refuses "
+        "requests sent by pages of other web sites.",
+        epilog="To serve it on a network on purpose: v4compact serve --host 0.0.0.0 "
+        "--allow-host NAME, where NAME is the name or address the other computers type "
+        "(e.g. --allow-host labpc.local --allow-host 192.168.1.20).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer to this host name or address (repeatable); needed "
+                       "to serve on a network on purpose")
     serve.add_argument("--cache-dir", metavar="DIR", default=None,
                        help="site assets written by 'v4compact site build' (default: the "
                        "per-user cache's 'site' folder)")
@@ -49,8 +59,8 @@ def register(subparsers, parents) -> None:
                        help="preferred images (random starts) per neuron (default 3)")
     build.add_argument("--preset", default="upstream", help="synthesis preset (default upstream)")
     build.add_argument("--heldout-images", type=int, default=None, metavar="N",
-                       help="use only the first N held-out photos per neuron (quick builds; "
-                       "default: all)")
+                       help="draw and rank only the first N held-out photos per neuron (quick "
+                       "builds; default: all; the score always uses all of them)")
     build.add_argument("--no-sessions", action="store_true", help="skip the session figures")
     build.add_argument("--no-stats", action="store_true",
                        help="skip the population statistics (used by 'Try your image')")
@@ -60,11 +70,57 @@ def register(subparsers, parents) -> None:
     site.set_defaults(func=lambda args: (site.print_help(), 2)[1])
 
 
-def _check_positive(name: str, value: int | float) -> None:
+#: Addresses that mean "every interface" when bound.
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _check_serve_options(args: argparse.Namespace) -> None:
+    """Refuse option values the server cannot work with, before anything is loaded."""
     from ..errors import InvalidInputError
 
-    if value < 1:
-        raise InvalidInputError(f"{name} must be at least 1, got {value}")
+    check_positive("--workers", args.workers)
+    if not 1 <= args.port <= 65535:
+        raise InvalidInputError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.queue < 0:
+        raise InvalidInputError(f"--queue must be 0 or more, got {args.queue}")
+    if not args.time_limit > 0:  # also refuses nan
+        raise InvalidInputError(
+            f"--time-limit must be a positive number of seconds, got {args.time_limit}"
+        )
+
+
+def bind_socket(host: str, port: int):
+    """A listening TCP socket on ``host:port``, bound before the app is built.
+
+    Raises:
+        InvalidInputError: the address cannot be used (taken, not this computer's, or a
+            privileged port), with the option to change.
+    """
+    import socket
+
+    from ..errors import InvalidInputError
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise InvalidInputError(
+            f"--host {host}: unknown address ({err.strerror}); use 127.0.0.1 or an address "
+            "of this computer"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise InvalidInputError(
+            f"cannot serve on {host}:{port} ({err.strerror}); choose another --port or --host"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -72,18 +128,28 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ..web.app import create_app
 
-    _check_positive("--workers", args.workers)
+    _check_serve_options(args)
+    sock = bind_socket(args.host, args.port)
+    allowed = list(args.allow_host)
+    if args.host not in _WILDCARD_HOSTS:
+        allowed.append(args.host)
+    elif not args.allow_host:
+        print("note: serving on every network interface, but answering only to "
+              "127.0.0.1/localhost; add --allow-host NAME for the name other computers type")
     app = create_app(
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
         max_workers=args.workers,
-        max_queue=max(0, args.queue),
+        max_queue=args.queue,
         time_limit_s=args.time_limit,
         device=args.device,
         preload=True,
+        allowed_hosts=allowed,
     )
-    print(f"V4 explorer on http://{args.host}:{args.port}/  (Ctrl-C stops it)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    shown = "127.0.0.1" if args.host in _WILDCARD_HOSTS else args.host
+    print(f"V4 explorer on http://{shown}:{args.port}/  (Ctrl-C stops it)")
+    config = uvicorn.Config(app, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -92,12 +158,12 @@ def _build(args: argparse.Namespace) -> int:
     from ..web.assets import SiteSettings, build_site
     from ..web.state import default_cache_dir
 
-    _check_positive("--steps", args.steps)
-    _check_positive("--seeds", args.seeds)
+    check_positive("--steps", args.steps)
+    check_positive("--seeds", args.seeds)
     get_preset(args.preset)  # unknown names fail here, with the list of valid ones
-    cache_dir = args.cache_dir or default_cache_dir()
+    cache_dir = output_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
     if args.heldout_images is not None:
-        _check_positive("--heldout-images", args.heldout_images)
+        check_positive("--heldout-images", args.heldout_images)
     settings = SiteSettings(
         steps=args.steps, seeds=args.seeds, preset=args.preset,
         max_heldout_images=args.heldout_images,

@@ -16,9 +16,8 @@ fused all-neuron forward.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import InvalidInputError
+from .checks import FIGURE_SUFFIXES, check_positive, output_dir, output_file
 
 #: Preset names shown in --help (checked against v4compact.synthesis.list_presets() by tests).
 PRESET_NAMES = ("upstream", "fourier", "upstream_robust")
@@ -119,22 +118,22 @@ def _parse_value(text: str):
 
 
 def _load(model_id: str, neurons, device, data_dir, routed: bool = False):
-    from ..models.registry import load_compact_model, load_model, model_neuron_ids
+    from ..models import zoo
 
-    if routed and model_id.strip("/") == "population":
+    if routed and model_id.strip("/") == zoo.POPULATION.name:
         from ..synthesis.routing import RoutedModels
 
-        ids = model_neuron_ids()
-        wanted = ids if neurons is None else [ids[int(n)] if str(n).isdigit() else n
-                                              for n in neurons]
+        ids = zoo.model_neuron_ids()
+        wanted = ids if neurons is None else [
+            ids[int(n)] if str(n).isdigit() and int(n) < len(ids) else n for n in neurons]
         bad = [n for n in wanted if n not in ids]
         if bad:
             raise InvalidInputError(f"population has no neuron {bad[0]!r}; use an id like "
                                     f"'201025/2' or a column 0..{len(ids) - 1}")
-        models = [load_compact_model(*n.split("/"), device=device, data_dir=data_dir)
+        models = [zoo.load_model(f"{zoo.COMPACT.name}/{n}", device=device, data_dir=data_dir)
                   for n in wanted]
         return RoutedModels(models, model_id="population"), wanted
-    return load_model(model_id, device=device, data_dir=data_dir), neurons
+    return zoo.load_model(model_id, device=device, data_dir=data_dir), neurons
 
 
 def _synthesize(args) -> int:
@@ -144,13 +143,16 @@ def _synthesize(args) -> int:
     from ..synthesis import get_preset, synthesize
 
     get_preset(args.preset)  # an unknown name fails before any model is loaded
+    check_positive("--seeds", args.seeds)
+    if args.steps is not None:
+        check_positive("--steps", args.steps)
+    out = output_dir(args.out)  # before the work: a result is never lost to a bad --out
     model, neurons = _load(args.model_id, args.neurons, args.device, args.data_dir, routed=True)
     settings = {"grayscale": True} if args.grayscale else {}
     result = synthesize(model, neurons, seeds=args.seeds, preset=args.preset,
                         steps=args.steps, minimize=args.minimize, seed=args.seed,
                         device=args.device, progress=not args.no_progress,
                         snapshot_every=args.snapshot_every, **settings)
-    out = Path(args.out)
     written = result.save(out)
     for target in dict.fromkeys(result.target_ids):
         fig = synthesis_figure(result, neuron=target)
@@ -161,7 +163,9 @@ def _synthesize(args) -> int:
         path = out / "trajectory.npz"
         np.savez_compressed(path, snapshots=result.snapshots, steps=result.snapshot_steps)
         written.append(path)
-    print(f"wrote {len(written)} files to {out}")
+    from ..models.zoo import Z_SCORED_UNITS
+
+    print(f"wrote {len(written)} files to {out} (responses in {Z_SCORED_UNITS})")
     for row in result.rows()[: min(len(result.images), 20)]:
         print(f"  {row['target']}  start {row['start']}: response {row['response']:.3f}")
     return 0
@@ -173,6 +177,8 @@ def _rank(args) -> int:
     from ..figures.synthesis import ranking_figure
     from ..synthesis.natural import load_image_collection, rank_images
 
+    check_positive("--top", args.top)
+    out = output_file(args.out, FIGURE_SUFFIXES)
     model, _ = _load(args.model_id, None, args.device, args.data_dir)
     source = args.images
     neuron = args.neuron
@@ -182,8 +188,6 @@ def _rank(args) -> int:
             raise InvalidInputError("--images is required for a multi-neuron model; give "
                                     "session:ID, a folder or a zip")
         source = f"session:{ids[0].split('/')[0]}"
-    if args.top < 1:
-        raise InvalidInputError(f"--top must be >= 1, got {args.top}")
     coll = load_image_collection(source, data_dir=args.data_dir)
     indices = None
     if args.heldout:
@@ -192,8 +196,6 @@ def _rank(args) -> int:
         indices = coll.session.heldout_split()[1]
     ranking = rank_images(model, coll, neuron, indices=indices, device=args.device)
     fig = ranking_figure(ranking, k=min(args.top, len(ranking.predicted)))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     rows = ranking.rows()
     csv_path = out.with_suffix(".csv")
@@ -211,6 +213,7 @@ def _gaudy(args) -> int:
     from ..experiments import gaudy_experiment
     from ..synthesis.natural import load_image_collection
 
+    out = output_dir(args.out)
     model, _ = _load(args.model_id, None, args.device, args.data_dir)
     coll = load_image_collection(args.images, data_dir=args.data_dir)
     indices = None
@@ -219,7 +222,7 @@ def _gaudy(args) -> int:
             raise InvalidInputError("--heldout works only with --images session:ID")
         indices = coll.session.heldout_split()[1]
     result = gaudy_experiment(model, coll, args.neurons, indices=indices, device=args.device)
-    paths = result.save(args.out, "gaudy")
+    paths = result.save(out, "gaudy")
     print("wrote " + ", ".join(str(p) for p in paths))
     for row in result.summary.rows[:10]:
         print(f"  {row['neuron']}: natural {row['mean_natural']:.3f}  gaudy "
@@ -230,6 +233,7 @@ def _gaudy(args) -> int:
 def _tuning(args) -> int:
     from ..experiments import tuning_curve
 
+    out = output_dir(args.out)
     model, _ = _load(args.model_id, None, args.device, args.data_dir)
     values = [_parse_value(v) for v in args.values.split(",") if v.strip()]
     fixed = {}
@@ -240,7 +244,7 @@ def _tuning(args) -> int:
         fixed[key] = _parse_value(value)
     result = tuning_curve(model, args.stimulus, args.parameter, values, args.neurons,
                           device=args.device, **fixed)
-    paths = result.save(args.out, f"tuning_{args.stimulus}_{args.parameter}")
+    paths = result.save(out, f"tuning_{args.stimulus}_{args.parameter}")
     print("wrote " + ", ".join(str(p) for p in paths))
     for row in result.summary.rows[:10]:
         print(f"  {row['neuron']}: preferred {args.parameter} = {row['preferred_value']}, "

@@ -5,7 +5,9 @@
 the registry knows it, and an atomic move into place, so an interrupted or corrupt download
 never leaves a bad file behind. Files whose SHA-256 is not known are verified against their git
 blob SHA-1. Transfers resume: bytes already received are kept in ``<file>.part`` next to the
-target and the next attempt asks the server only for the rest (HTTP ``Range``).
+target and the next attempt asks the server only for the rest (HTTP ``Range``). When the server
+cannot be reached at all (no network, a wrong ``--base-url``), the first file stops the run
+with one message, instead of every file being retried.
 
 :func:`data_status` counts, per kind of file, what is present, missing or corrupt.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -27,6 +30,22 @@ from .registry import base_url as _resolve_base_url
 
 _CHUNK_SIZE = 1 << 16
 _TIMEOUT_S = 60
+#: Seconds to wait for a server to accept the connection (an unreachable one fails fast).
+_CONNECT_TIMEOUT_S = 10
+
+
+class _ServerUnreachable(Exception):
+    """No connection to the server could be opened before any file came from it.
+
+    Not a ``requests`` error and not a ``ValueError``, so pooch does not retry it.
+    """
+
+
+@dataclass
+class _Contact:
+    """Whether the server has answered at least once during this fetch."""
+
+    answered: bool = False
 
 
 class _ResumingDownloader:
@@ -37,10 +56,11 @@ class _ResumingDownloader:
     deletes the part file and raises ``ValueError``, which pooch treats as a failed attempt.
     """
 
-    def __init__(self, entry: RegistryEntry, target: Path, progress: bool):
+    def __init__(self, entry: RegistryEntry, target: Path, progress: bool, contact: _Contact):
         self.entry = entry
         self.part = target.with_name(target.name + ".part")
         self.progress = progress
+        self.contact = contact
 
     def __call__(self, url: str, output_file: str, pooch_instance) -> None:
         import requests
@@ -51,7 +71,15 @@ class _ResumingDownloader:
             self.part.unlink()
             have = 0
         headers = {"Range": f"bytes={have}-"} if have else {}
-        with requests.get(url, headers=headers, stream=True, timeout=_TIMEOUT_S) as response:
+        try:
+            response = requests.get(url, headers=headers, stream=True,
+                                    timeout=(_CONNECT_TIMEOUT_S, _TIMEOUT_S))
+        except requests.ConnectionError as err:
+            if not self.contact.answered:  # never reached: retrying every file cannot help
+                raise _ServerUnreachable(_connection_reason(err)) from err
+            raise
+        self.contact.answered = True
+        with response:
             if response.status_code == 416 and have:  # part already complete (or stale)
                 response.close()
                 self._finish(output_file)
@@ -81,6 +109,14 @@ class _ResumingDownloader:
             self.part.unlink(missing_ok=True)
             raise ValueError(f"{self.entry.path}: {problem}")
         os.replace(self.part, output_file)  # pooch checks SHA-256 and moves it into place
+
+
+def _connection_reason(err: Exception) -> str:
+    """``"Connection refused"`` out of requests' long nested connection-error text."""
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+    if match:
+        return match.group(1).strip()
+    return "connect timeout" if "timeout" in str(err).lower() else "connection failed"
 
 
 def _problem(path: Path, entry: RegistryEntry, hash_blob: bool) -> str | None:
@@ -155,6 +191,7 @@ def fetch(
             todo.append(entry)
     bar = tqdm(todo, desc="fetching", unit="file", disable=not progress or len(todo) < 2,
                file=sys.stderr)
+    contact = _Contact()
     with _quiet_pooch():
         for entry in bar:
             local = root / entry.path
@@ -162,8 +199,15 @@ def fetch(
                 if local.exists():  # wrong content: never keep it
                     local.unlink()
                 local.parent.mkdir(parents=True, exist_ok=True)
-                downloader = _ResumingDownloader(entry, local, progress)
+                downloader = _ResumingDownloader(entry, local, progress, contact)
                 done.append(Path(store.fetch(entry.path, downloader=downloader)))
+            except _ServerUnreachable as err:
+                bar.close()
+                raise DownloadError(
+                    f"could not download {entry.path}: cannot reach {url} ({err}); without "
+                    "network, point $V4COMPACT_DATA or --data-dir at a copy of the release (a "
+                    "folder with sessions.csv), or give a reachable --base-url"
+                ) from None
             except PermissionError as err:
                 raise DownloadError(
                     f"cannot write {local}: {err.strerror}; choose a writable data directory "

@@ -30,21 +30,6 @@ COMPACT_FORMATS: dict[str, tuple[str, str]] = {
     "summary": ("model_summaries", ".txt"),
 }
 
-#: Teachers of the shared compact models (folder names of the release).
-SHARED_TEACHERS: tuple[str, ...] = (
-    "from_ensemble_model",
-    "linear_from_ensemble_model",
-    "from_V4data_direct_fit",
-    "from_resnet50",
-    "from_resnet50_robust",
-    "from_vgg19",
-    "from_cornets",
-)
-#: Filter counts of layers 0-2 of the shared compact models.
-SHARED_NUM_FILTERS: tuple[int, ...] = (5, 10, 25, 35, 50, 75, 100, 200)
-#: Number of trained ensemble-model members in the release.
-NUM_ENSEMBLE_MEMBERS = 25
-
 ENSEMBLE_SUMMARY = f"{ENSEMBLE_DIR}/ensemble_model_summary.txt"
 
 
@@ -83,12 +68,13 @@ def nums_filters(session_id: int, neuron: int) -> str:
 
 
 def shared_model(teacher: str, num_filters: int) -> str:
-    """A shared compact model (219 outputs), Keras 3 ``.keras``."""
+    """A shared compact model (219 outputs), Keras 3 ``.keras``; the released teachers and
+    filter counts are :data:`v4compact.models.zoo.SHARED_TEACHERS` / ``SHARED_NUM_FILTERS``."""
     return f"{SHARED_DIR}/{teacher}/shared_compact_model_{int(num_filters)}filters.keras"
 
 
 def ensemble_member(member: int) -> str:
-    """One of the 25 trained ensemble-model members, Keras 3 ``.keras``."""
+    """One trained ensemble-model member (k = 0-24), Keras 3 ``.keras``."""
     return f"{ENSEMBLE_DIR}/ensemble_model_member{int(member)}.keras"
 
 
@@ -98,6 +84,18 @@ def fetch_command(what: str, data_dir: str | os.PathLike | None = None) -> str:
     if config.data_dir_source(data_dir) == "argument":
         cmd += f" --data-dir {config.data_dir(data_dir)}"
     return cmd
+
+
+def fetch_group_of(relpath: str) -> str:
+    """The narrowest ``v4compact data fetch`` group holding a release file.
+
+    ``kind:selector`` from :func:`v4compact.data.registry.classify`, e.g.
+    ``images:190923``, ``compact-models-npy:201025/10``, ``shared-models:from_vgg19``.
+    """
+    from .registry import classify
+
+    kind, selector = classify(relpath)
+    return f"{kind}:{selector}" if selector else kind
 
 
 def require(
@@ -110,8 +108,8 @@ def require(
     Args:
         relpath: release-relative path (one of the functions above).
         data_dir: data directory; ``None`` resolves it through :func:`v4compact.config.data_dir`.
-        fetch_group: the ``v4compact data fetch`` group that downloads the file (default: the
-            path itself, which ``fetch`` accepts too).
+        fetch_group: the ``v4compact data fetch`` group to name (default: :func:`fetch_group_of`
+            of the path, the narrowest group that downloads it).
 
     Returns:
         Absolute path of the existing file.
@@ -132,5 +130,5 @@ def require(
         raise DataNotFoundError(
             f"{relpath} not found in {where}, and the public release has no such file"
         )
-    command = fetch_command(fetch_group or relpath, data_dir)
+    command = fetch_command(fetch_group or fetch_group_of(relpath), data_dir)
     raise DataNotFoundError(f"{relpath} not found in {where}; fetch it with: {command}")

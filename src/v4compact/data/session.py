@@ -173,12 +173,18 @@ class Session:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    """A response array; one that holds no number at all (all NaN) is corrupt, not data."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise CorruptDataError(
             f"{path} is not a readable .npy file ({err}); delete it and fetch it again"
         ) from err
+    if array.size and np.issubdtype(array.dtype, np.number) and not np.isfinite(array).any():
+        raise CorruptDataError(
+            f"{path} holds no finite response (all NaN or infinite); delete it and fetch it again"
+        )
+    return array
 
 
 def load_session(session_id: int | str, data_dir: str | os.PathLike | None = None) -> Session:

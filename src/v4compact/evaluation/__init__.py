@@ -1,13 +1,14 @@
 """Evaluation of models on the held-out V4 responses (``v4compact evaluate``)."""
 
-from .evaluate import (
-    SHARED_NUM_FILTERS,
-    SHARED_TEACHERS,
-    compact_model_ids,
-    evaluate,
-    shared_model_ids,
+from ..models.zoo import SHARED_NUM_FILTERS, SHARED_TEACHERS
+from .evaluate import compact_model_ids, evaluate, shared_model_ids
+from .predictors import (
+    Predictor,
+    backbone_predictor,
+    ensemble_predictor,
+    onnx_predictor,
+    torch_predictor,
 )
-from .predictors import Predictor, onnx_predictor, torch_predictor
 from .result import CSV_COLUMNS, METRIC_LABELS, EvaluationResult, NeuronScore, model_group
 
 __all__ = [
@@ -18,7 +19,9 @@ __all__ = [
     "EvaluationResult",
     "NeuronScore",
     "Predictor",
+    "backbone_predictor",
     "compact_model_ids",
+    "ensemble_predictor",
     "evaluate",
     "model_group",
     "onnx_predictor",

@@ -6,7 +6,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..images import gaudy, grayscale
-from ..synthesis._forward import predict
+from ..models.predict import predict
+from ..models.zoo import Z_SCORED_UNITS
 from ..synthesis.natural import ImageCollection, load_image_collection
 from ..synthesis.objectives import resolve_columns
 from .table import ExperimentResult, Table
@@ -59,7 +60,7 @@ def gaudy_experiment(
     cols = resolve_columns(model, neurons if neurons is not None
                            else list(range(int(getattr(model, "num_outputs", 1)))))
     names = [ids[c] if ids else c for c in cols]
-    resp = {k: predict(model, v, batch_size=batch_size, device=device)[:, cols]
+    resp = {k: predict(model, v, batch_size=batch_size, device=device).reshape(len(v), -1)[:, cols]
             for k, v in versions.items()}
     rows = [{"image": coll.names[i], "index": int(i), "neuron": names[k],
              **{c: float(resp[c][j, k]) for c in CONDITIONS}}
@@ -89,8 +90,8 @@ def _figure(resp: dict, names: list, source: str) -> Figure:
         ax.scatter(x, y, s=4, alpha=0.4)
         lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
-        ax.set_xlabel("response to natural image")
-        ax.set_ylabel(f"response to {cond} version")
+        ax.set_xlabel(f"response to natural image ({Z_SCORED_UNITS})")
+        ax.set_ylabel(f"response to {cond} version ({Z_SCORED_UNITS})")
         ax.set_title(f"{cond} vs natural", fontsize=10)
     means = np.array([[resp[c][:, k].mean() for c in ("natural", "gaudy", "grayscale")]
                       for k in shown])
@@ -101,7 +102,7 @@ def _figure(resp: dict, names: list, source: str) -> Figure:
     axes[2].set_xticks(pos)
     axes[2].set_xticklabels([str(names[k]) for k in shown], rotation=45, ha="right",
                             fontsize=7)
-    axes[2].set_ylabel("mean response")
+    axes[2].set_ylabel(f"mean response ({Z_SCORED_UNITS})")
     axes[2].legend(fontsize=7, frameon=False)
     more = f", first {len(shown)} of {len(names)} neurons" if len(names) > len(shown) else ""
     fig.suptitle(f"natural vs gaudy vs grayscale on {source}{more}", fontsize=10)

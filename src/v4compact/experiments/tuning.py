@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..synthesis._forward import predict
+from ..models.predict import predict
+from ..models.zoo import Z_SCORED_UNITS
 from ..synthesis.objectives import resolve_columns
 from .stimuli import make_stimuli
 from .table import ExperimentResult, Table
@@ -57,7 +58,8 @@ def tuning_curve(
     ids = list(getattr(model, "neuron_ids", []) or [])
     cols = resolve_columns(model, neurons if neurons is not None
                            else list(range(int(getattr(model, "num_outputs", 1)))))
-    out = predict(model, images, batch_size=batch_size, device=device)[:, cols]
+    out = predict(model, images, batch_size=batch_size,
+                  device=device).reshape(len(images), -1)[:, cols]
     names = [ids[c] if ids else c for c in cols]
     label = [v if np.ndim(v) == 0 else "(" + ",".join(f"{float(x):g}" for x in v) + ")"
              for v in values]
@@ -92,7 +94,7 @@ def _figure(kind, parameter, values, label, names, out, images) -> Figure:
         ax.set_xticks(x)
         ax.set_xticklabels(label, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel(parameter)
-    ax.set_ylabel("model response")
+    ax.set_ylabel(f"model response ({Z_SCORED_UNITS})")
     extra = f" (first {MAX_LINES} of {len(names)} neurons)" if len(names) > MAX_LINES else ""
     ax.set_title(f"{kind}: response vs {parameter}{extra}", fontsize=10)
     if len(names) <= MAX_LINES:

@@ -19,17 +19,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..evaluation.result import METRIC_LABELS, EvaluationResult
+from ..models.zoo import SHARED, SHARED_TEACHERS
 
-#: Fig. 3d colours, one per teacher, in the order of SYSTEM.md §5.
-TEACHER_COLOURS = {
-    "from_ensemble_model": "tab:blue",
-    "linear_from_ensemble_model": "tab:cyan",
-    "from_V4data_direct_fit": "tab:gray",
-    "from_resnet50": "tab:orange",
-    "from_resnet50_robust": "tab:red",
-    "from_vgg19": "tab:green",
-    "from_cornets": "tab:purple",
-}
+#: Fig. 3d colours, one per teacher, in the zoo's teacher order (SYSTEM.md §5).
+TEACHER_COLOURS = dict(zip(SHARED_TEACHERS, ("tab:blue", "tab:cyan", "tab:gray", "tab:orange",
+                                             "tab:red", "tab:green", "tab:purple"), strict=True))
 ENSEMBLE_NOTE = (
     "Ensemble-model values not available: the 25 trained ensemble members "
     "(data_ensemble_model/ensemble_model_member<k>.keras) are not in this data copy, "
@@ -48,7 +42,7 @@ def _as_result(result) -> EvaluationResult:
     return EvaluationResult.from_csv(result)
 
 
-def fig1h(result, ensemble=None) -> Figure:
+def fig1h(result, ensemble=None, ensemble_label: str = "ensemble model") -> Figure:
     """Held-out performance of the compact models, one column of neurons per session.
 
     Args:
@@ -58,6 +52,8 @@ def fig1h(result, ensemble=None) -> Figure:
         ensemble: optional result of the ensemble model on the same neurons. When given,
             a second panel plots compact against ensemble per neuron (the paper's Fig. 1h);
             when not, the figure says that the ensemble values are not available.
+        ensemble_label: what the ensemble is, written on the figure (e.g. a training run
+            drawn because the released members are absent).
 
     Returns:
         A ``Figure``.
@@ -106,18 +102,12 @@ def fig1h(result, ensemble=None) -> Figure:
             ax2.scatter(e, c, s=12, alpha=0.6)
             top = float(np.nanmax([e.max(), c.max(), 1.0]))
             ax2.plot([0, top], [0, top], "k--", lw=1)
-        ax2.set_xlabel(f"ensemble model, {_metric_label(s.metric for s in ensemble.scored)}")
+        ax2.set_xlabel(f"{ensemble_label}\n{_metric_label(s.metric for s in ensemble.scored)}",
+                       fontsize=8)
         ax2.set_ylabel("compact model")
         ax2.set_title(f"Compact vs ensemble ({len(pairs)} neurons)")
     fig.suptitle("Fig. 1h: held-out performance of the compact models")
     return fig
-
-
-def _parse_shared(model: str):
-    parts = model.split("/")
-    if len(parts) == 3 and parts[0] == "shared":
-        return parts[1], int(parts[2])
-    return None
 
 
 def fig3d(result) -> Figure:
@@ -136,15 +126,16 @@ def fig3d(result) -> Figure:
     metrics = set()
     sessions = set()
     for s in result.scored:
-        parsed = _parse_shared(s.model)
-        if parsed is None:
+        fields = SHARED.match(s.model)
+        if fields is None:
             continue
-        table.setdefault(parsed[0], {}).setdefault(parsed[1], []).append(s.value)
+        table.setdefault(fields["teacher"], {}).setdefault(fields["num_filters"], []).append(
+            s.value)
         metrics.add(s.metric)
         sessions.add(s.session)
     fig = Figure(figsize=(9.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    order = [t for t in TEACHER_COLOURS if t in table] + sorted(set(table) - set(TEACHER_COLOURS))
+    order = [t for t in TEACHER_COLOURS if t in table]
     for teacher in order:
         filters = sorted(table[teacher])
         means, sems = [], []

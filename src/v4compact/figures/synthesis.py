@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import InvalidInputError
+from ..models.zoo import Z_SCORED_UNITS
 
 __all__ = ["contact_sheet", "image_grid", "ranking_figure", "synthesis_figure"]
 
@@ -77,7 +78,7 @@ def contact_sheet(
 
     Args:
         images: uint8 ``(N, 112, 112, 3)``, e.g. the 9 starts of one neuron.
-        responses: the model response to each image (spike-count units of the model).
+        responses: the model response to each image, in z-scored units.
         ncols: images per row (figure 2a: 3).
         title: figure title (e.g. the neuron id and preset).
         reference: a reference response (e.g. the max over natural images) named in the
@@ -90,6 +91,7 @@ def contact_sheet(
     titles = [f"{r:.2f}" for r in responses]
     if reference is not None:
         title = f"{title or ''}  (natural max {reference:.2f})".strip()
+    title = f"{title}; responses in {Z_SCORED_UNITS}" if title else f"responses in {Z_SCORED_UNITS}"
     return image_grid(images, titles=titles, ncols=ncols, suptitle=title)
 
 

@@ -1,5 +1,14 @@
-"""Mappings from model features to neurons: cross-validated ridge (fast variant, §7)."""
+"""Mappings from model features to neurons (SYSTEM.md §7).
 
-from .ridge import DEFAULT_PENALTIES, RidgeMapping
+- :class:`RidgeMapping` (:mod:`.ridge`): ridge regression with a cross-validated penalty per
+  neuron (scikit-learn), upstream's fixed penalty or its heuristic;
+- :class:`FactorizedMapping` (:mod:`.factorized`): the factorized spatial x feature mapping
+  (torch), SVD-initialised from ridge, early-stopped on validation.
 
-__all__ = ["DEFAULT_PENALTIES", "RidgeMapping"]
+Both take features of any backbone, ensemble embeddings or model activations.
+"""
+
+from .factorized import FactorizedMapping
+from .ridge import DEFAULT_PENALTIES, RidgeMapping, heuristic_penalty
+
+__all__ = ["DEFAULT_PENALTIES", "FactorizedMapping", "RidgeMapping", "heuristic_penalty"]

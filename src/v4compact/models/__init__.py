@@ -7,8 +7,17 @@
   :class:`SharedCompactModel` (219 neurons, factorized readout);
 - :mod:`.keras_io`: readers of the released ``.keras``, ``.weights.h5``, ``.npy``, ``.pt``
   and ``.h5`` files (no TensorFlow);
-- :mod:`.inputs`: user images -> ``(N, 112, 112, 3)`` arrays;
-- :mod:`.registry`: model ids, :func:`list_models`, :func:`load_model` and friends.
+- :mod:`.inputs`: the one image path, user images -> ``(N, 112, 112, 3)`` pixels
+  (:func:`as_image_batch`) -> re-centred tensors (:func:`to_model_input`);
+- :mod:`.predict`: the one predict path for every model kind
+  (:func:`v4compact.models.predict.predict`, also ``v4compact.predict``; not a lazy name
+  here, since the submodule of that name would shadow it);
+- :mod:`.calibration`: z-scored outputs -> spikes per 100 ms (:func:`fit_calibration`);
+- :mod:`.zoo`: the model families (ids, files, fetch groups, neuron ids, input and units),
+  :func:`list_models`, :func:`model_status`, :func:`load_model`;
+- :mod:`.backbones`: task-driven feature extractors (ResNet50, VGG19, model cores);
+- :mod:`.ensemble`: the ensemble model's members and their ensemble (the teacher);
+- :mod:`.registry`: the families' loaders (:func:`load_compact_model` and friends).
 
 Names are imported lazily, so ``import v4compact.models`` does not read any file.
 """
@@ -22,12 +31,22 @@ _LAZY = {
     "CompactModel": "v4compact.models.compact",
     "SharedCompactModel": "v4compact.models.shared",
     "as_image_batch": "v4compact.models.inputs",
+    "to_model_input": "v4compact.models.inputs",
+    "Calibration": "v4compact.models.calibration",
+    "fit_calibration": "v4compact.models.calibration",
     "read_model_file": "v4compact.models.keras_io",
-    "list_models": "v4compact.models.registry",
-    "load_model": "v4compact.models.registry",
+    "list_models": "v4compact.models.zoo",
+    "model_status": "v4compact.models.zoo",
+    "load_model": "v4compact.models.zoo",
     "load_compact_model": "v4compact.models.registry",
     "load_shared_model": "v4compact.models.registry",
     "load_compact_population": "v4compact.models.registry",
+    "Backbone": "v4compact.models.backbones",
+    "load_backbone": "v4compact.models.backbones",
+    "Ensemble": "v4compact.models.ensemble",
+    "EnsembleMember": "v4compact.models.ensemble",
+    "load_ensemble": "v4compact.models.ensemble",
+    "load_ensemble_member": "v4compact.models.ensemble",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,120 +1,53 @@
-"""The model registry: stable ids, listing, and one-line loaders.
+"""The factories of the zoo's families: the released models and the user's model files.
 
-Model ids:
-
-=====================================  ==========================================================
-``compact/<session>/<neuron>``         one neuron's compact model, e.g. ``compact/201025/10``
-                                       (sessions 190923, 201025, 210225, 211022; neurons
-                                       0-based, in the order of the session's response files)
-``shared/<teacher>/<F>``               a shared compact model (219 outputs), e.g.
-                                       ``shared/from_ensemble_model/200``; F = filters of
-                                       layers 0-2
-``population``                         all 219 compact models fused into one module
-=====================================  ==========================================================
-
-Every loader takes ``data_dir=None`` (resolved by :func:`v4compact.config.data_dir`) and
-``device="cpu"``; a missing file raises :class:`~v4compact.errors.DataNotFoundError` naming
-the ``v4compact data fetch`` command that gets it.
+Each loader is registered with :func:`v4compact.models.zoo.register_factory`, so
+:func:`v4compact.load_model` reaches it by id; the ids, files, fetch groups and neuron
+order are the zoo's (:mod:`v4compact.models.zoo`). Every loader takes ``data_dir=None``
+(resolved by :func:`v4compact.config.data_dir`) and ``device="cpu"``; a missing file raises
+:class:`~v4compact.errors.DataNotFoundError` naming the ``v4compact data fetch`` command that
+gets it. Outputs of the released models are in z-scored units (SYSTEM.md §9).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import config
 from ..data import paths
-from ..data.catalog import MODEL_SESSIONS, session_info
-from ..errors import (
-    InvalidInputError,
-    UnknownModelError,
-    UnknownNeuronError,
-    UnknownSessionError,
-)
+from ..errors import CorruptDataError, InvalidInputError, ModelFormatError
 from .compact import CompactModel
-from .keras_io import FORMAT_ALIASES, read_model_file
+from .keras_io import FORMAT_ALIASES, FORMATS, read_model_file
 from .shared import SharedCompactModel
-
-#: Teachers of the shared compact models, in the order of SYSTEM.md §5.
-SHARED_TEACHERS = paths.SHARED_TEACHERS
-#: Filter counts of layers 0-2 of the released shared compact models.
-SHARED_NUM_FILTERS = paths.SHARED_NUM_FILTERS
-#: ``v4compact data fetch`` group of each compact-model format.
-_FETCH_GROUPS = {"keras": "compact-models", "torch": "compact-models-torch",
-                 "weights-h5": "compact-models-weights-h5", "npy": "compact-models-npy",
-                 "h5": "compact-models-h5"}
-
-
-def model_neuron_ids() -> list[str]:
-    """The 219 model neurons in canonical order: ``["190923/0", ..., "211022/41"]``."""
-    return [f"{sid}/{k}" for sid in MODEL_SESSIONS
-            for k in range(session_info(sid).num_neurons)]
+from .zoo import (
+    COMPACT,
+    FILE,
+    POPULATION,
+    SHARED,
+    model_neuron_ids,
+    parse_neuron_id,
+    register_factory,
+)
 
 
-def list_models(pattern: str | None = None,
-                data_dir: str | os.PathLike | None = None) -> list[str]:
-    """Ids of the models whose files are in the data directory.
-
-    Args:
-        pattern: shell-style filter, e.g. ``"compact/201025/*"`` or ``"shared/*/200"``.
-        data_dir: data directory (default: :func:`v4compact.config.data_dir`).
-
-    Returns:
-        Ids in canonical order: compact models (session, neuron), shared models (teacher,
-        filters), then ``"population"`` when all 219 compact models are present.
-    """
-    root = config.data_dir(data_dir)
-    compact = [f"compact/{nid}" for nid in model_neuron_ids()
-               if (root / paths.compact_model(*map(int, nid.split("/")))).is_file()]
-    ids = list(compact)
-    ids += [f"shared/{t}/{f}" for t in SHARED_TEACHERS for f in SHARED_NUM_FILTERS
-            if (root / paths.shared_model(t, f)).is_file()]
-    if len(compact) == len(model_neuron_ids()):
-        ids.append("population")
-    if pattern is not None:
-        ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-    return ids
-
-
-def load_model(model_id: str, device: torch.device | str = "cpu",
-               data_dir: str | os.PathLike | None = None):
-    """Load any model by id (see the module docstring for the id forms).
-
-    Args:
-        model_id: e.g. ``"compact/201025/10"``, ``"shared/from_vgg19/50"``, ``"population"``.
-        device: torch device for the parameters.
-        data_dir: data directory (default: :func:`v4compact.config.data_dir`).
-
-    Returns:
-        A :class:`~v4compact.models.base.V4Model` in inference mode.
-
-    Raises:
-        UnknownModelError: an id of none of the forms above.
-    """
-    parts = str(model_id).strip("/").split("/")
-    if parts[0] == "compact" and len(parts) == 3:
-        return load_compact_model(parts[1], parts[2], device=device, data_dir=data_dir)
-    if parts[0] == "shared" and len(parts) == 3:
-        return load_shared_model(parts[1], parts[2], device=device, data_dir=data_dir)
-    if parts == ["population"] and "load_compact_population" in globals():
-        return globals()["load_compact_population"](device=device, data_dir=data_dir)
-    raise UnknownModelError(
-        f"unknown model id {model_id!r}; use compact/<session>/<neuron>, "
-        "shared/<teacher>/<filters> or population (see v4compact.list_models())"
-    )
-
-
-def load_compact_model(session_id: int | str, neuron: int | str,
+@register_factory(COMPACT.name)
+def load_compact_model(session_id: int | str | os.PathLike, neuron: int | str | None = None,
                        device: torch.device | str = "cpu",
                        data_dir: str | os.PathLike | None = None,
                        format: str = "keras") -> CompactModel:
-    """Load one neuron's compact model from the release files.
+    """Load one neuron's compact model from the release files, or from a model file.
+
+    ``load_compact_model(path)`` (no neuron) reads a compact-model file of any release
+    format, e.g. a ``.keras`` file made by ``v4compact make-compact``: its ``model_id`` is
+    ``"file:<path>"``, its neuron id and ``provenance`` come from the file's
+    ``metadata.json`` when it has them.
 
     Args:
-        session_id: one of the test sessions 190923, 201025, 210225, 211022.
+        session_id: one of the test sessions 190923, 201025, 210225, 211022; or the path of
+            a compact-model file (then ``neuron`` is left out).
         neuron: 0-based neuron index within the session.
         device: torch device for the parameters.
         data_dir: data directory (default: :func:`v4compact.config.data_dir`).
@@ -122,7 +55,8 @@ def load_compact_model(session_id: int | str, neuron: int | str,
             (``.pt``) or ``"h5"`` (legacy Keras 2). All give the same model.
 
     Returns:
-        A :class:`CompactModel` in inference mode, ``model_id`` ``"compact/<session>/<neuron>"``.
+        A :class:`CompactModel` in inference mode, ``model_id`` ``"compact/<session>/<neuron>"``,
+        one output in z-scored units.
 
     Raises:
         UnknownSessionError: a session without compact models.
@@ -130,90 +64,94 @@ def load_compact_model(session_id: int | str, neuron: int | str,
         DataNotFoundError: the file is not in the data directory.
         ModelFormatError: the file is not a valid model, or disagrees with ``nums_filters``.
     """
-    sid, k = _check_neuron(session_id, neuron)
+    if neuron is None:
+        return _load_compact_file(Path(session_id), device)
+    model_id = COMPACT.format_id(session_id, neuron)
+    sid, k = COMPACT.parse(model_id).values()
     fmt = FORMAT_ALIASES.get(format, format)
-    if fmt not in _FETCH_GROUPS:
+    if fmt not in FORMATS:
         raise InvalidInputError(
-            f"unknown model format {format!r}; choose one of {', '.join(_FETCH_GROUPS)}"
+            f"unknown model format {format!r}; choose one of {', '.join(FORMATS)}"
         )
-    path = paths.require(paths.compact_model(sid, k, fmt), data_dir, _FETCH_GROUPS[fmt])
-    filters_path = config.data_dir(data_dir) / paths.nums_filters(sid, k)
-    expected = np.load(filters_path).tolist() if filters_path.is_file() else None
+    if fmt == "keras":
+        path, filters_path = COMPACT.local_files(model_id, data_dir)
+    else:  # the release's other formats: their own fetch groups; nums_filters checked if there
+        path = paths.require(paths.compact_model(sid, k, fmt), data_dir)
+        filters_path = config.data_dir(data_dir) / paths.nums_filters(sid, k)
+    expected = (_read_num_filters(filters_path, paths.nums_filters(sid, k), data_dir)
+                if filters_path.is_file() else None)
     weights = read_model_file(path, fmt, num_filters=expected)
-    model = CompactModel.from_weights(weights, model_id=f"compact/{sid}/{k}",
-                                      neuron_id=f"{sid}/{k}")
+    model = CompactModel.from_weights(weights, model_id=model_id, neuron_id=f"{sid}/{k}")
     return model.to(_device(device))
 
 
+def _load_compact_file(path: Path, device: torch.device | str) -> CompactModel:
+    """A compact model from a file of any release format (see :func:`load_compact_model`)."""
+    from .keras_writer import read_keras_metadata
+
+    weights = read_model_file(path)
+    provenance = read_keras_metadata(path) if weights.format == "keras" else {}
+    model = CompactModel.from_weights(weights, model_id=FILE.format_id(path),
+                                      neuron_id=str(provenance.get("neuron_id", path.stem)))
+    model.provenance = provenance
+    return model.to(_device(device))
+
+
+def _read_num_filters(path: Path, release_path: str, data_dir) -> list[int]:
+    """The five filter counts of the ``nums_filters`` file ``path`` (``release_path`` in the
+    release).
+
+    Raises:
+        CorruptDataError: the file is not an integer array of 5 (named, with its fetch).
+    """
+    try:
+        counts = np.load(path, allow_pickle=False)
+        if counts.shape != (5,) or not np.issubdtype(counts.dtype, np.integer):
+            raise ValueError(f"holds {counts.dtype} {counts.shape}, not 5 integers")
+    except (ValueError, OSError, EOFError) as err:
+        fetch = paths.fetch_command(paths.fetch_group_of(release_path), data_dir)
+        raise CorruptDataError(
+            f"{path} is not a filter-count file ({' '.join(str(err).split('. ')[0].split())}); "
+            f"delete it and fetch it again: {fetch}"
+        ) from None
+    return counts.tolist()
+
+
+@register_factory(SHARED.name)
 def load_shared_model(teacher: str, num_filters: int | str,
                       device: torch.device | str = "cpu",
                       data_dir: str | os.PathLike | None = None) -> SharedCompactModel:
     """Load a shared compact model (219 outputs in canonical neuron order).
 
     Args:
-        teacher: one of :data:`SHARED_TEACHERS`, e.g. ``"from_ensemble_model"``.
-        num_filters: filters of layers 0-2, one of :data:`SHARED_NUM_FILTERS`.
+        teacher: one of :data:`~v4compact.models.zoo.SHARED_TEACHERS`, e.g.
+            ``"from_ensemble_model"``.
+        num_filters: filters of layers 0-2, one of
+            :data:`~v4compact.models.zoo.SHARED_NUM_FILTERS`.
         device: torch device for the parameters.
         data_dir: data directory (default: :func:`v4compact.config.data_dir`).
 
     Returns:
         A :class:`SharedCompactModel` in inference mode, ``model_id``
-        ``"shared/<teacher>/<F>"``, ``neuron_ids`` from :func:`model_neuron_ids`.
+        ``"shared/<teacher>/<F>"``, ``neuron_ids`` from
+        :func:`~v4compact.models.zoo.model_neuron_ids`, outputs in z-scored units.
 
     Raises:
         UnknownModelError: an unknown teacher or filter count.
         DataNotFoundError: the file is not in the data directory.
         ModelFormatError: the file is not a valid shared compact model.
     """
-    if teacher not in SHARED_TEACHERS:
-        raise UnknownModelError(
-            f"unknown teacher {teacher!r}; choose one of {', '.join(SHARED_TEACHERS)}"
-        )
-    try:
-        nf = int(num_filters)
-    except (TypeError, ValueError):
-        nf = None
-    if nf not in SHARED_NUM_FILTERS:
-        raise UnknownModelError(
-            f"no shared model with {num_filters!r} filters; choose one of "
-            f"{', '.join(map(str, SHARED_NUM_FILTERS))}"
-        )
-    path = paths.require(paths.shared_model(teacher, nf), data_dir, "shared-models")
+    model_id = SHARED.format_id(teacher, num_filters)
+    (path,) = SHARED.local_files(model_id, data_dir)
     weights = read_model_file(path, "keras")
-    neuron_ids = model_neuron_ids()
+    neuron_ids = SHARED.neuron_ids(model_id)
     if weights.num_outputs != len(neuron_ids):
-        from ..errors import ModelFormatError
-
         raise ModelFormatError(
             f"{path.name}: {weights.num_outputs} outputs, expected {len(neuron_ids)}; re-fetch "
-            "it with: v4compact data fetch shared-models"
+            f"it with: {paths.fetch_command(SHARED.fetch_group_of(model_id), data_dir)}"
         )
-    model = SharedCompactModel.from_weights(weights, model_id=f"shared/{teacher}/{nf}",
-                                            neuron_ids=neuron_ids)
+    model = SharedCompactModel.from_weights(weights, model_id=model_id, neuron_ids=neuron_ids)
     return model.to(_device(device))
-
-
-def _check_neuron(session_id, neuron) -> tuple[int, int]:
-    try:
-        sid = int(session_id)
-    except (TypeError, ValueError):
-        sid = None
-    if sid not in MODEL_SESSIONS:
-        raise UnknownSessionError(
-            f"session {session_id!r} has no compact models; choose one of "
-            f"{', '.join(map(str, MODEL_SESSIONS))}"
-        )
-    count = session_info(sid).num_neurons
-    try:
-        k = int(neuron)
-    except (TypeError, ValueError):
-        k = None
-    if k is None or not 0 <= k < count or isinstance(neuron, bool):
-        raise UnknownNeuronError(
-            f"neuron {neuron!r} does not exist in session {sid}, which has {count} neurons "
-            f"(0-{count - 1})"
-        )
-    return sid, k
 
 
 def _device(device: torch.device | str) -> torch.device:
@@ -223,6 +161,7 @@ def _device(device: torch.device | str) -> torch.device:
         raise InvalidInputError(f"invalid device {device!r} ({err})") from None
 
 
+@register_factory(POPULATION.name)
 def load_compact_population(neurons=None, device: torch.device | str = "cpu",
                             data_dir: str | os.PathLike | None = None,
                             progress: bool = False):
@@ -238,7 +177,7 @@ def load_compact_population(neurons=None, device: torch.device | str = "cpu",
     Returns:
         A :class:`~v4compact.models.population.CompactPopulation` (``model_id``
         ``"population"``), columns in canonical order (sessions 190923, 201025, 210225,
-        211022; neurons in index order) named by ``.neuron_ids``.
+        211022; neurons in index order) named by ``.neuron_ids``, in z-scored units.
 
     Raises:
         UnknownSessionError, UnknownNeuronError: a neuron that has no compact model.
@@ -247,11 +186,10 @@ def load_compact_population(neurons=None, device: torch.device | str = "cpu",
     """
     from .population import CompactPopulation
 
-    pairs = [_parse_neuron(n) for n in
+    pairs = [parse_neuron_id(n) for n in
              (model_neuron_ids() if neurons is None else _as_list(neurons))]
     if not pairs:
         raise InvalidInputError("no neurons selected; pass None for all 219 or a list of ids")
-    pairs = [_check_neuron(s, k) for s, k in pairs]
     if len(set(pairs)) != len(pairs):
         dup = sorted({f"{s}/{k}" for s, k in pairs if pairs.count((s, k)) > 1})
         raise InvalidInputError(f"neurons given twice: {', '.join(dup)}; give each once")
@@ -277,14 +215,33 @@ def _as_list(neurons) -> list:
         ) from None
 
 
-def _parse_neuron(neuron) -> tuple:
-    if isinstance(neuron, tuple | list) and len(neuron) == 2:
-        return neuron[0], neuron[1]
-    text = str(neuron)
-    text = text[len("compact/"):] if text.startswith("compact/") else text
-    session, sep, index = text.partition("/")
-    if not sep or "/" in index:
-        raise InvalidInputError(
-            f"bad neuron id {neuron!r}; use '<session>/<neuron>', e.g. '201025/10'"
-        )
-    return session, index
+@register_factory(FILE.name)
+def load_file_model(path: str | os.PathLike, device: torch.device | str = "cpu",
+                    data_dir: str | os.PathLike | None = None):
+    """Load a user's model file (the ``file:<path>`` ids of the zoo).
+
+    Args:
+        path: a ``.onnx``, ``.safetensors`` or TorchScript ``.pt`` file, or a compact
+            model's ``.keras`` file (see :class:`~v4compact.models.zoo.FileFamily`).
+        device: torch device (safetensors and TorchScript; ONNX runs on the CPU).
+        data_dir: not searched: the path is the user's own (relative to the working folder).
+
+    Returns:
+        What :func:`v4compact.load_exported` returns for the file, its ``model_id`` set to
+        ``"file:<path>"`` when the file names none.
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        ModelFormatError: the file is not a readable model of its format.
+    """
+    from .export import load_exported
+
+    model_id = FILE.format_id(path)
+    (local,) = FILE.local_files(model_id, data_dir)
+    if local.suffix.lower() == ".keras":
+        return _load_compact_file(local, device)
+    model = load_exported(local, device=_device(device))
+    if not getattr(model, "model_id", ""):
+        model.model_id = model_id
+    return model
+

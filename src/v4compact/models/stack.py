@@ -295,7 +295,7 @@ class CompactStack(nn.Module):
         y = self.features(x)
         n = y.shape[0]
         y = y.view(n, self.num_models, self.widths[-1], READOUT_SIZE, READOUT_SIZE)
-        flat = y.permute(0, 1, 3, 4, 2).reshape(n, self.num_models, -1)
+        flat = y.permute(0, 1, 3, 4, 2).reshape(n, self.num_models, self.readout_weight.shape[1])
         return torch.einsum("nkd,kd->nk", flat, self.readout_weight) + self.readout_bias
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import DataNotFoundError, InvalidInputError
-from ..images import IMAGE_SIZE
-from ._forward import check_images, predict
+from ..models.inputs import IMAGE_EXTENSIONS, as_image_batch, list_image_files
+from ..models.predict import predict
+from ..models.zoo import split_neuron_id
 from .objectives import resolve_columns
 
 __all__ = ["ImageCollection", "Ranking", "load_image_collection", "rank_images"]
-
-_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
@@ -46,19 +44,12 @@ class ImageCollection:
         return len(self.images)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-            im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
-
-
 def load_image_collection(source, data_dir: str | os.PathLike | None = None) -> ImageCollection:
     """Resolve an image source.
 
     Args:
-        source: ``"session:ID"``; a folder of images (resized to 112x112 if needed); a
+        source: ``"session:ID"``; a folder of images (other sizes centre-cropped and resized
+            to 112x112, :func:`~v4compact.models.inputs.as_image_batch`); a
             ``.zip`` of JPEGs; or an array ``(N, 112, 112, 3)`` pixels 0-255.
         data_dir: data directory for sessions (default: the package setting).
 
@@ -70,7 +61,7 @@ def load_image_collection(source, data_dir: str | os.PathLike | None = None) -> 
         or a badly shaped array.
     """
     if isinstance(source, np.ndarray):
-        arr = check_images(source)
+        arr = as_image_batch(source)
         return ImageCollection(arr, "array", [f"image{i:04d}" for i in range(len(arr))])
     text = str(source)
     if text.startswith("session:"):
@@ -86,11 +77,8 @@ def load_image_collection(source, data_dir: str | os.PathLike | None = None) -> 
             "a zip of JPEGs"
         )
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
-        if not files:
-            raise InvalidInputError(f"folder {path} holds no PNG/JPEG images; put images in it")
-        arr = np.stack([_read_image(p) for p in files])
-        return ImageCollection(arr, str(path), [p.name for p in files])
+        files = list_image_files(path)
+        return ImageCollection(as_image_batch(files), str(path), [p.name for p in files])
     if path.suffix.lower() == ".zip":
         from ..data.zipimages import ZipImages
 
@@ -98,8 +86,8 @@ def load_image_collection(source, data_dir: str | os.PathLike | None = None) -> 
         if len(zipped) == 0:
             raise InvalidInputError(f"zip {path} holds no JPEG images")
         return ImageCollection(zipped, str(path), [Path(n).stem for n in zipped.names])
-    if path.suffix.lower() in _SUFFIXES:
-        return ImageCollection(_read_image(path)[None], str(path), [path.name])
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageCollection(as_image_batch(path), str(path), [path.name])
     raise InvalidInputError(f"cannot read images from {path}; give a folder, a .zip or an image")
 
 
@@ -182,14 +170,15 @@ def rank_images(
         coll = sub
     else:
         sub_measured_index = None
-    predicted = predict(model, coll.images, batch_size=batch_size, device=device)[:, col]
+    predicted = predict(model, coll.images, batch_size=batch_size,
+                        device=device).reshape(len(coll), -1)[:, col]
     order = np.argsort(-predicted, kind="stable")
     measured = measured_order = corr = None
     session = coll.session
     if session is not None and isinstance(neuron_id, str) and "/" in neuron_id:
-        sid, nidx = neuron_id.split("/")
-        if str(session.session_id) == sid:
-            measured = np.asarray(session.responses[int(nidx)], dtype=np.float64)
+        sid, nidx = split_neuron_id(neuron_id)
+        if session.session_id == sid:
+            measured = np.asarray(session.responses[nidx], dtype=np.float64)
             if sub_measured_index is not None:
                 measured = measured[sub_measured_index]
             measured_order = np.argsort(-measured, kind="stable")

@@ -17,10 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InvalidInputError
-from ..images import IMAGE_MEAN
+from ..models.inputs import to_model_input
+from ..models.predict import inference_mode_of, model_device, predict
+from ..models.zoo import Z_SCORED_UNITS
 from . import param as param_lib
 from . import transforms as transform_lib
-from ._forward import inference_mode_of, model_device, predict, to_model_input
 from .objectives import Objective, RenderContext, diversity, neuron, resolve_columns
 from .presets import Preset, get_preset
 from .regularizers import (
@@ -198,7 +199,6 @@ def render(
     pixel_leaf = getattr(image_fn, "pixels", None)
     transform = _build_transforms(transforms, preset)
     generator = torch.Generator().manual_seed(int(seed) + 1)
-    mean = torch.as_tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
     optimizer = (torch.optim.Adam(params, lr=preset.step_size)
                  if preset.optimizer == "adam" else None)
 
@@ -222,7 +222,7 @@ def render(
     def score_untransformed() -> None:
         with torch.no_grad():
             img = current_images()
-            update_best(full_objective(RenderContext(model, img - mean)), img)
+            update_best(full_objective(RenderContext(model, to_model_input(img))), img)
 
     mode_flags = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -239,7 +239,7 @@ def render(
         for step in bar:
             img = current_images()
             x = transform(img, generator) if transform is not None else img
-            x = (x - mean).contiguous(memory_format=torch.channels_last)
+            x = to_model_input(x).contiguous(memory_format=torch.channels_last)
             scores = full_objective(RenderContext(model, x))
             if scores.shape != (n,):
                 raise InvalidInputError(f"objective returned shape {tuple(scores.shape)}, "
@@ -292,6 +292,7 @@ def render(
 
     provenance = {
         "model_id": getattr(model, "model_id", type(model).__name__),
+        "response_units": Z_SCORED_UNITS,
         "objective": objective.description,
         "preset": preset.to_dict(),
         "param": param if isinstance(param, str) or param is None else "custom",
@@ -340,7 +341,7 @@ def _final_responses(model, objective: Objective, images: np.ndarray, device):
                 col = torch.as_tensor(cols[start: start + 128], device=device)
                 chunks.append(forward_columns(x, col).float().cpu().numpy())
         return None, target_ids, np.concatenate(chunks).astype(np.float32)
-    responses = predict(model, images, batch_size=128, device=device)
+    responses = predict(model, images, batch_size=128, device=device).reshape(n, -1)
     target_responses = None
     if cols is not None:
         target_responses = responses[np.arange(n), cols].astype(np.float32)

@@ -1,16 +1,16 @@
-"""Silence one filter of a model and predict again (the neuron page's "switch it off").
+"""Silence one filter of a model (the neuron page's "switch it off").
 
 The library's models have no ablation switch, so this module adds the smallest one: a
-forward hook that multiplies one block's output by a channel mask, on a private copy of the
-model (the cached model other requests use is never modified), removed after the call.
-Everything else is the model's own ``predict``.
+private copy of the model (the cached model other requests use is never modified) with a
+forward hook that multiplies one block's output by a channel mask. The copy is an ordinary
+model: its own ``predict`` gives the ablated predictions, and :func:`v4compact.evaluate`
+scores it exactly as it scores the full model.
 """
 
 from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
 from ..errors import InvalidInputError
@@ -25,7 +25,7 @@ def check_filter(model, layer: str, filter_index: int) -> int:
         raise InvalidInputError(
             f"unknown layer {str(layer)[:30]!r}; choose one of {', '.join(ABLATABLE_LAYERS)}"
         )
-    k = int(layer[-1])
+    k = ABLATABLE_LAYERS.index(layer)
     count = int(model.num_filters[k])
     if not 0 <= int(filter_index) < count:
         raise InvalidInputError(
@@ -34,42 +34,29 @@ def check_filter(model, layer: str, filter_index: int) -> int:
     return k
 
 
-def predict_ablated(
-    model,
-    images: np.ndarray,
-    layer: str,
-    filter_index: int,
-    batch_size: int = 64,
-    device: str | torch.device | None = None,
-) -> np.ndarray:
-    """Predict with one filter's output set to zero.
+def silenced_copy(model, layer: str, filter_index: int):
+    """A copy of ``model`` whose filter ``filter_index`` of ``layer`` always outputs zero.
 
     Args:
-        model: a compact (or shared) model with blocks ``layer0`` ... ``layer4``.
-        images: ``uint8`` ``(N, 112, 112, 3)`` images (anything ``model.predict`` takes).
+        model: a compact (or shared) model; ``model.blocks()`` gives its five blocks.
         layer: ``"layer0"`` ... ``"layer4"``; the filter's post-ReLU map is zeroed.
         filter_index: the filter (output channel) of that layer.
-        batch_size: images per forward pass.
-        device: torch device (default: the model's).
 
     Returns:
-        float32 ``(N,)`` for a one-output model, else ``(N, num_outputs)``, like
-        ``model.predict``.
+        A deep copy of ``model`` (same ``model_id`` and ``neuron_ids``) with the filter
+        silenced; ``model`` itself is unchanged.
 
     Raises:
         InvalidInputError: an unknown layer or a filter index out of range.
     """
     k = check_filter(model, layer, filter_index)
     silenced = copy.deepcopy(model)
-    block = silenced.get_submodule(f"layer{k}")
     mask = torch.ones(int(model.num_filters[k]), dtype=torch.float32)
     mask[int(filter_index)] = 0.0
 
     def zero_channel(module, inputs, output):
         return output * mask.to(device=output.device, dtype=output.dtype).view(1, -1, 1, 1)
 
-    handle = block.register_forward_hook(zero_channel)
-    try:
-        return silenced.predict(images, batch_size=batch_size, device=device)
-    finally:
-        handle.remove()
+    silenced.blocks()[k].register_forward_hook(zero_channel)
+    return silenced
+

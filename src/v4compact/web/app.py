@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,17 +24,22 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config
-from ..errors import V4CompactError
+from ..errors import V4CompactError, one_line_message
 from .http_errors import status_for
-from .jobs import JobPool
-from .middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from .jobs import ClientLimitError, JobPool, JobQueueFullError
+from .middleware import (
+    ClientAddressMiddleware,
+    HostOriginMiddleware,
+    RequestBodyMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .routes import ROUTERS
 from .state import ExplorerState, default_cache_dir
 from .uploads import MAX_UPLOAD_BYTES
 
 STATIC_DIR = Path(str(resources.files("v4compact.web").joinpath("static")))
-#: Default GitHub repository for "open in Colab" links (override with $V4COMPACT_REPO_URL).
-DEFAULT_REPO_URL = "https://github.com/v4compact/v4compact"
+#: Seconds a client refused for load (HTTP 429 / 503) is told to wait before asking again.
+RETRY_AFTER_S = 5
 
 
 def _default_notebooks_dir() -> Path:
@@ -53,6 +59,7 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_models: int = 8,
     preload: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
     """Build the explorer app.
 
@@ -65,10 +72,14 @@ def create_app(
         time_limit_s: per-job time limit in seconds (HTTP 504 beyond it).
         device: torch device for live model work, e.g. ``"cpu"`` or ``"cuda"``.
         notebooks_dir: folder of tutorial notebooks (default: ``notebooks/`` of the checkout).
-        repo_url: GitHub URL used in "open in Colab" links (default: ``$V4COMPACT_REPO_URL``).
+        repo_url: GitHub URL used in "open in Colab" links (default:
+            :func:`v4compact.config.repository_url`; None: no public copy, no Colab links).
         max_upload_bytes: largest accepted request body (uploads), in bytes.
         max_models: compact models kept in memory at once (least recently used are dropped).
         preload: load the 219-neuron population model in the background at startup.
+        allowed_hosts: host names besides 127.0.0.1, localhost and [::1] that the server
+            answers to (requests naming any other host are refused, against DNS rebinding);
+            give the names LAN users type when serving on a network on purpose.
 
     Returns:
         The FastAPI application.
@@ -77,9 +88,7 @@ def create_app(
         data_dir=config.data_dir(data_dir),
         cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(),
         notebooks_dir=Path(notebooks_dir) if notebooks_dir else _default_notebooks_dir(),
-        repo_url=(repo_url or os.environ.get("V4COMPACT_REPO_URL") or DEFAULT_REPO_URL).rstrip(
-            "/"
-        ),
+        repo_url=(repo_url or config.repository_url() or "").rstrip("/") or None,
         device=device,
         pool=JobPool(max_workers=max_workers, max_queue=max_queue, time_limit_s=time_limit_s),
         max_models=max_models,
@@ -115,12 +124,15 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
+    # the last added runs first: headers on every answer, then who may ask, then the body;
     # the body limit leaves room for the multipart envelope around a maximal image
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        RequestBodyMiddleware,
         max_bytes=max_upload_bytes + 64 * 1024,
         upload_limit=max_upload_bytes,
     )
+    app.add_middleware(ClientAddressMiddleware)
+    app.add_middleware(HostOriginMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
@@ -135,7 +147,31 @@ def _preload(state: ExplorerState) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(V4CompactError)
     async def library_error(request: Request, err: V4CompactError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=status_for(err))
+        # library messages name the data directory: show visitors no server paths
+        detail = request.app.state.explorer.public_message(str(err))
+        # a refusal for load (busy, or this client's share taken) says when to ask again
+        retry = isinstance(err, JobQueueFullError | ClientLimitError)
+        headers = {"retry-after": str(RETRY_AFTER_S)} if retry else None
+        return JSONResponse({"detail": detail}, status_code=status_for(err), headers=headers)
+
+    @app.exception_handler(OSError)
+    async def system_error(request: Request, err: OSError) -> JSONResponse:
+        # a file the server cannot read (permissions, a disk problem): the server's fault
+        logging.getLogger(__name__).warning("%s: %s", request.url.path, one_line_message(err))
+        detail = request.app.state.explorer.public_message(
+            f"the server could not use a file ({one_line_message(err)}); whoever runs this "
+            "site should check it"
+        )
+        return JSONResponse({"detail": detail}, status_code=500)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
+        # the server log gets the traceback (the error is re-raised after this answer)
+        detail = request.app.state.explorer.public_message(
+            f"the server failed on this request ({one_line_message(err)[:200]}); the server "
+            "log has the details"
+        )
+        return JSONResponse({"detail": detail}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -35,12 +35,14 @@ import numpy as np
 from .. import config
 from ..data import paths
 from ..data.catalog import MODEL_SESSIONS, session_info
+from ..data.registry import file_sha256
 from ..errors import InvalidInputError
-from .state import model_neuron_ids, parse_neuron
+from ..models import zoo
+from .state import LOAD_ERRORS, check_neuron_files, model_neuron_ids, parse_neuron
 
 #: Bump when the layout or content of the assets changes, so old caches rebuild.
-ASSET_VERSION = 1
-_DIR_RE = re.compile(r"^(\d{6})_(\d{1,4})$")
+ASSET_VERSION = 2
+_DIR_RE = re.compile(r"^([0-9]{6})_([0-9]{1,4})$")
 
 
 @dataclass(frozen=True)
@@ -161,16 +163,13 @@ def _write_json(path: Path, payload: dict) -> None:
 # --- keys ---------------------------------------------------------------------------------
 @lru_cache(maxsize=512)
 def _file_hash(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    # keyed by size and modification time: a replaced model file is hashed again
+    return file_sha256(path)
 
 
 def model_key(session_id: int, neuron: int, data_dir=None) -> str:
     """Hash identifying a neuron's compact model file (and the asset version)."""
-    path = paths.require(paths.compact_model(session_id, neuron), data_dir, "models")
+    path, _ = zoo.COMPACT.local_files(zoo.COMPACT.format_id(session_id, neuron), data_dir)
     stat = path.stat()
     return f"v{ASSET_VERSION}-{_file_hash(str(path), stat.st_size, stat.st_mtime_ns)[:16]}"
 
@@ -195,8 +194,7 @@ def select_neurons(neurons: Iterable[str] | None) -> list[str]:
             sid, idx = parse_neuron(*item.split("/", 1))
             out.append(f"{sid}/{idx}")
         else:
-            sid, _ = parse_neuron(item, 0)
-            out.extend(f"{sid}/{k}" for k in range(session_info(sid).num_neurons))
+            out.extend(zoo.session_neuron_ids(item))
     if not out:
         raise InvalidInputError("no neurons selected; give ids like 201025/10 or a session id")
     return list(dict.fromkeys(out))
@@ -215,18 +213,33 @@ def _session_collection(session_id: int, data_dir):
 
 
 def build_heldout(
-    model, session, collection, num_natural: int, max_images: int | None = None
+    model, session, collection, num_natural: int, max_images: int | None = None,
+    data_dir=None, device: str = "cpu",
 ) -> dict:
-    """Held-out metric, scatter points and natural-image rankings of one neuron.
+    """Held-out score, scatter points and natural-image rankings of one neuron.
 
-    Ranks the session's held-out half (the images not used to fit the model) by predicted
-    response with :func:`v4compact.synthesis.natural.rank_images`, which also reads the
-    measured responses; the metric is :func:`v4compact.metrics.raw_r2`.
+    The score is :func:`v4compact.evaluate` of the neuron's model id on its session (the
+    held-out half, the metric it chooses, a bootstrap 95% interval), so the page shows the
+    number ``v4compact evaluate`` prints. The points and rankings come from
+    :func:`v4compact.synthesis.natural.rank_images`; predictions are given in the model's
+    z-scored units and, mapped by :func:`v4compact.models.calibration.fit_calibration`
+    (fitted on the session's first half), in spikes per 100 ms next to the measured spike
+    counts.
+
+    Args:
+        model: the neuron's compact model.
+        session: its recording session.
+        collection: the session's images as an ``ImageCollection``.
+        num_natural: photos kept per ranking.
+        max_images: draw and rank only the first this many held-out photos (None: all);
+            the score always uses the whole held-out half.
+        data_dir: data directory.
+        device: torch device.
 
     Returns:
-        ``{"heldout": {...}, "points": {...}, "natural": {...}}``.
+        ``{"heldout": {...}, "points": {...}, "natural": {...}, "calibration": {...} | None}``.
     """
-    from ..metrics import raw_r2
+    from ..evaluation import METRIC_LABELS, evaluate
     from ..synthesis.natural import rank_images
 
     _, heldout = session.heldout_split()
@@ -235,7 +248,10 @@ def build_heldout(
     ranking = rank_images(model, collection, neuron=0, indices=heldout)
     predicted = np.asarray(ranking.predicted, dtype=np.float64)
     measured = np.asarray(ranking.measured, dtype=np.float64)
-    value = float(raw_r2(measured, predicted))
+    calibration = _fit_calibration(model, data_dir, device)
+    spikes = None if calibration is None else calibration.apply(predicted).astype(np.float64)
+    score = evaluate(model.model_id, sessions=[session.session_id], data_dir=data_dir,
+                     device=device, progress=False).scores[0]
 
     def entries(order: np.ndarray, k: int) -> list[dict]:
         return [
@@ -243,6 +259,7 @@ def build_heldout(
                 "image": int(heldout[i]),
                 "measured": float(measured[i]),
                 "predicted": float(predicted[i]),
+                "predicted_spikes": None if spikes is None else float(spikes[i]),
             }
             for i in order[:k]
         ]
@@ -255,19 +272,40 @@ def build_heldout(
     }
     return {
         "heldout": {
-            "metric": "raw R^2",
-            "value": value,
-            "num_images": int(len(heldout)),
-            "note": "squared correlation of predicted and measured (repeat-averaged) "
-            "responses on the held-out half of the session's images",
+            "metric": score.metric,
+            "label": METRIC_LABELS[score.metric],
+            "value": score.value,
+            "ci_low": score.ci_low,
+            "ci_high": score.ci_high,
+            "num_images": score.num_images,
+            "model_id": score.model,
+            "note": f"v4compact evaluate {score.model} --sessions {score.session}: "
+            "the model scored on the held-out half of the session's photos (the half it "
+            "was not fitted on), with a 95% bootstrap interval over photos",
         },
         "points": {
             "image_indices": [int(i) for i in heldout],
             "measured": [round(float(v), 5) for v in measured],
             "predicted": [round(float(v), 5) for v in predicted],
+            "predicted_spikes": None if spikes is None else [round(float(v), 5) for v in spikes],
         },
         "natural": natural,
+        "calibration": None if calibration is None else {
+            "slope": float(np.asarray(calibration.slope).reshape(-1)[0]),
+            "intercept": float(np.asarray(calibration.intercept).reshape(-1)[0]),
+        },
     }
+
+
+def _fit_calibration(model, data_dir, device: str):
+    """The neuron's z-scored -> spikes per 100 ms map, or None without the fit-half photos."""
+    from ..errors import DataNotFoundError
+    from ..models.calibration import fit_calibration
+
+    try:
+        return fit_calibration(model, data_dir=data_dir)
+    except DataNotFoundError:
+        return None
 
 
 def build_preferred(model, out_dir: Path, settings: SiteSettings, device: str) -> list[dict]:
@@ -321,7 +359,8 @@ def build_population_stats(cache_dir: Path, data_dir, settings: SiteSettings, de
     """Mean and s.d. of every neuron's predicted response to held-out natural images.
 
     Uses the first ``settings.stats_images`` held-out images of each model session that has
-    its images in the data directory, and the library's 219-neuron population model.
+    its images in the data directory, and the library's population model of every neuron
+    whose model files are present and intact (see :func:`~v4compact.web.state.check_neuron_files`).
     """
     from ..data.session import load_session
     from ..models.registry import load_compact_population
@@ -332,9 +371,11 @@ def build_population_stats(cache_dir: Path, data_dir, settings: SiteSettings, de
         if session.has_images:
             _, heldout = session.heldout_split()
             images.append(np.asarray(session.images[heldout[: settings.stats_images]]))
-    if not images:
+    usable = [nid for nid in model_neuron_ids()
+              if check_neuron_files(data_dir, *zoo.split_neuron_id(nid)).ok]
+    if not images or not usable:
         return None
-    model = load_compact_population(device=device, data_dir=data_dir)
+    model = load_compact_population(neurons=usable, device=device, data_dir=data_dir)
     predicted = np.asarray(model.predict(np.concatenate(images), device=device))
     payload = {
         "neuron_ids": list(model.neuron_ids),
@@ -392,14 +433,18 @@ def build_site(
     bar = tqdm(selected, desc="site build", unit="neuron", disable=not progress)
     for neuron_id in bar:
         bar.set_postfix_str(neuron_id)
-        sid, idx = (int(p) for p in neuron_id.split("/"))
+        sid, idx = zoo.split_neuron_id(neuron_id)
+        health = check_neuron_files(data_dir, sid, idx)
+        if not health.ok:
+            report.failed[neuron_id] = health.problem
+            continue
         try:
             changed = _build_neuron(
                 cache, data_dir, sid, idx, settings, device, force, collections,
                 load_compact_model,
             )
-        except V4CompactError as err:
-            report.failed[neuron_id] = str(err)
+        except LOAD_ERRORS as err:  # a file that passed its checksum and still fails
+            report.failed[neuron_id] = str(err).splitlines()[0] if str(err) else repr(err)
             continue
         (report.built if changed else report.skipped).append(neuron_id)
     collections.clear()
@@ -467,18 +512,22 @@ def _build_neuron(cache, data_dir, sid, idx, settings, device, force, collection
         if collection is None:
             summary["heldout"] = None
             summary["natural"] = None
+            summary["calibration"] = None
             summary["heldout_note"] = (
-                f"the images of session {sid} are not in the data directory; fetch them with: "
-                f"{paths.fetch_command(f'images:{sid}', data_dir)}"
+                f"the photos of session {sid} are not in the explorer's data directory, so "
+                "this neuron has no score or photo rankings here; fetch them with: "
+                f"{paths.fetch_command(f'images:{sid}')}"
             )
             (out_dir / "heldout.json").unlink(missing_ok=True)
         else:
             part = build_heldout(
-                model, session, collection, settings.num_natural, settings.max_heldout_images
+                model, session, collection, settings.num_natural, settings.max_heldout_images,
+                data_dir=data_dir, device=device,
             )
             _write_json(out_dir / "heldout.json", part["points"])
             summary["heldout"] = part["heldout"]
             summary["natural"] = part["natural"]
+            summary["calibration"] = part["calibration"]
             summary.pop("heldout_note", None)
         summary["model_key"] = mkey
     if need_synthesis:

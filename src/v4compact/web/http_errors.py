@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..errors import (
+    CorruptDataError,
     DataNotFoundError,
     InvalidInputError,
     UnknownModelError,
     UnknownNeuronError,
     UnknownSessionError,
 )
-from .jobs import JobCancelledError, JobQueueFullError, JobTimeoutError
+from .jobs import ClientLimitError, JobCancelledError, JobQueueFullError, JobTimeoutError
 from .uploads import UploadError
 
 
@@ -17,7 +18,9 @@ def status_for(err: Exception) -> int:
     """The HTTP status a :class:`~v4compact.errors.V4CompactError` maps to.
 
     Unknown neurons, sessions, models and missing data files are 404; bad input 400 (uploads
-    carry their own 4xx); a full worker queue 503; a job past its time limit 504.
+    carry their own 4xx); a full worker queue or a damaged data file (the neuron is unavailable
+    until it is re-fetched) 503; a client over its share of the worker pool 429; a job past
+    its time limit 504.
     """
     if isinstance(err, UploadError):
         return err.status_code
@@ -25,8 +28,10 @@ def status_for(err: Exception) -> int:
         return 404
     if isinstance(err, DataNotFoundError):
         return 404
-    if isinstance(err, JobQueueFullError):
+    if isinstance(err, JobQueueFullError | CorruptDataError):  # a damaged file: re-fetch it
         return 503
+    if isinstance(err, ClientLimitError):
+        return 429
     if isinstance(err, JobTimeoutError | JobCancelledError):
         return 504
     if isinstance(err, InvalidInputError):

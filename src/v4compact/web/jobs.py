@@ -1,26 +1,52 @@
-"""A bounded worker pool for the explorer's live work (predictions, synthesis, ablations).
+"""A bounded, fair worker pool for the explorer's live work (predictions, synthesis, ablations).
 
-Model work runs in a fixed number of worker threads, behind a queue of bounded length, so
-many concurrent requests cannot exhaust memory or CPU: a request that finds the queue full
-is refused at once (HTTP 503) instead of piling up. Every job has a time limit and a
-cancellation flag; long jobs (synthesis) check the flag through their progress callback, so
-a job stops soon after its client disconnects or its time runs out.
+Model work runs in a fixed number of worker threads behind a queue of bounded length, so
+many concurrent requests cannot exhaust memory or CPU: a request that finds no place is
+refused at once instead of piling up. Three rules keep the pool fair:
+
+* **per-kind quotas** (:class:`KindQuota`): a kind of job (e.g. ``"synthesis"``, which runs
+  for up to minutes) may occupy only so many workers and so many queue places, so long jobs
+  can never take every worker: a quick job ("Try your image") always finds one soon;
+* **per-client limits**: one client address may have only so many jobs running or waiting,
+  so one visitor (or one misbehaving script) cannot fill the queue for everyone;
+* waiting jobs start in arrival order among those whose kind is under its worker quota.
+
+Every job has a time limit (counted from submission) and a cancellation flag; long jobs
+(synthesis) check the flag through their progress callback, so a job stops soon after its
+client disconnects or its time runs out, and a job cancelled while still waiting gives its
+queue place back at once.
+
+The client of a job is taken from :data:`CURRENT_CLIENT`, which the app's middleware sets to
+the address of the request being served, so every route is limited without passing it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import V4CompactError
 
+#: Address of the client whose request is being served (set per request by the app).
+CURRENT_CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "v4compact_current_client", default=None
+)
+#: Kind of the jobs whose route names none.
+DEFAULT_KIND = "default"
+
 
 class JobQueueFullError(V4CompactError, RuntimeError):
-    """The worker pool's queue is full; the client should retry in a moment (HTTP 503)."""
+    """No queue place for the job; the client should retry in a moment (HTTP 503)."""
+
+
+class ClientLimitError(V4CompactError, RuntimeError):
+    """One client has too many jobs running or waiting (HTTP 429)."""
 
 
 class JobTimeoutError(V4CompactError, TimeoutError):
@@ -29,6 +55,39 @@ class JobTimeoutError(V4CompactError, TimeoutError):
 
 class JobCancelledError(V4CompactError, RuntimeError):
     """A job was cancelled (client gone or time limit); raised inside the worker."""
+
+
+@dataclass(frozen=True)
+class KindQuota:
+    """Limits of one kind of job.
+
+    Attributes:
+        running: most workers the kind may occupy at the same time.
+        waiting: most jobs of the kind waiting for a worker.
+        per_client: most jobs of the kind one client may have running or waiting.
+    """
+
+    running: int
+    waiting: int
+    per_client: int
+
+
+def default_quotas(max_workers: int, max_queue: int) -> dict[str, KindQuota]:
+    """The explorer's quotas: live syntheses (minutes long) leave a worker for everything else.
+
+    Args:
+        max_workers: worker threads of the pool.
+        max_queue: queue places of the pool.
+
+    Returns:
+        ``{"synthesis": KindQuota(...)}``: at most ``max_workers - 1`` workers (at least 1),
+        a quarter of the queue places (at least 1) and 2 per client.
+    """
+    return {
+        "synthesis": KindQuota(
+            running=max(1, max_workers - 1), waiting=max(1, max_queue // 4), per_client=2
+        )
+    }
 
 
 class CancelToken:
@@ -62,43 +121,83 @@ class CancelToken:
             raise JobCancelledError(f"job stopped: {self.reason}")
 
 
+@dataclass(eq=False)
+class _Job:
+    """One submitted call and its bookkeeping."""
+
+    call: Callable[[], Any]
+    token: CancelToken
+    kind: str
+    client: str | None
+    future: Future = field(default_factory=Future)
+
+
 class JobPool:
-    """A fixed set of worker threads behind a bounded queue.
+    """A fixed set of worker threads behind a bounded, fair queue.
 
     Args:
         max_workers: worker threads running jobs at the same time.
         max_queue: jobs allowed to wait for a worker; more are refused with
             :class:`JobQueueFullError`.
-        time_limit_s: default per-job time limit in seconds.
+        time_limit_s: default per-job time limit in seconds (waiting included).
+        quotas: kind -> :class:`KindQuota` (default :func:`default_quotas`); kinds not
+            listed are bounded by ``max_workers`` and ``max_queue`` only.
+        max_per_client: most jobs (all kinds) one client may have running or waiting
+            (default: half of all places, at least 1).
+
+    Raises:
+        ValueError: a limit below its minimum.
     """
 
-    def __init__(self, max_workers: int = 2, max_queue: int = 16, time_limit_s: float = 60.0):
-        if max_workers < 1 or max_queue < 0:
-            raise ValueError("max_workers must be >= 1 and max_queue >= 0")
+    def __init__(
+        self,
+        max_workers: int = 2,
+        max_queue: int = 16,
+        time_limit_s: float = 60.0,
+        quotas: dict[str, KindQuota] | None = None,
+        max_per_client: int | None = None,
+    ):
+        if max_workers < 1 or max_queue < 0 or not time_limit_s > 0:
+            raise ValueError("max_workers must be >= 1, max_queue >= 0 and time_limit_s > 0")
         self.max_workers = max_workers
         self.max_queue = max_queue
         self.time_limit_s = time_limit_s
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="v4job")
-        self._slots = threading.BoundedSemaphore(max_workers + max_queue)
-        self._lock = threading.Lock()
-        self._running = 0
-        self._pending = 0
+        self.quotas = default_quotas(max_workers, max_queue) if quotas is None else dict(quotas)
+        self.max_per_client = (
+            max(1, (max_workers + max_queue) // 2) if max_per_client is None else max_per_client
+        )
+        self._cond = threading.Condition()
+        self._waiting: list[_Job] = []  # arrival order
+        self._running: dict[str, int] = {}  # kind -> jobs running
+        self._by_client: dict[tuple[str | None, str | None], int] = {}  # (client, kind|None)
+        self._closed = False
         self.completed = 0
         self.rejected = 0
         self.cancelled = 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"v4job-{i}", daemon=True)
+            for i in range(max_workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stats(self) -> dict[str, int]:
-        """Counters: workers, running, waiting, completed, rejected, cancelled."""
-        with self._lock:
-            return {
+        """Counters: workers, queue places, running, waiting, completed, rejected, cancelled,
+        and ``running_<kind>`` / ``waiting_<kind>`` for every kind with a quota."""
+        with self._cond:
+            out = {
                 "workers": self.max_workers,
                 "max_queue": self.max_queue,
-                "running": self._running,
-                "waiting": self._pending,
+                "running": sum(self._running.values()),
+                "waiting": len(self._waiting),
                 "completed": self.completed,
                 "rejected": self.rejected,
                 "cancelled": self.cancelled,
             }
+            for kind in self.quotas:
+                out[f"running_{kind}"] = self._running.get(kind, 0)
+                out[f"waiting_{kind}"] = sum(job.kind == kind for job in self._waiting)
+            return out
 
     async def run(
         self,
@@ -106,67 +205,161 @@ class JobPool:
         *args: Any,
         token: CancelToken | None = None,
         time_limit_s: float | None = None,
+        kind: str = DEFAULT_KIND,
+        client: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` in a worker and await its result.
 
         Args:
-            fn: the blocking function; if it accepts ``token`` it should call
-                ``token.check()`` now and then.
+            fn: the blocking function; if it is long it should call ``token.check()`` now
+                and then.
             token: the job's cancel token (one is made if omitted); cancelled on timeout
                 and when the awaiting request is cancelled (client disconnected).
-            time_limit_s: the job's time limit (default: the pool's).
+            time_limit_s: the job's time limit in seconds (default: the pool's).
+            kind: the job's kind, for the quotas (e.g. ``"synthesis"``, ``"predict"``).
+            client: who asks (default: :data:`CURRENT_CLIENT`, the request's address).
 
         Raises:
-            JobQueueFullError: no worker free and the queue is full.
-            JobTimeoutError: the job ran past its limit.
+            JobQueueFullError: no queue place left, overall or for this kind (HTTP 503).
+            ClientLimitError: this client already has its share of jobs (HTTP 429).
+            JobTimeoutError: the job ran past its limit (HTTP 504).
         """
         limit = self.time_limit_s if time_limit_s is None else time_limit_s
-        token = token or CancelToken(limit)
-        if not self._slots.acquire(blocking=False):
-            with self._lock:
-                self.rejected += 1
-            raise JobQueueFullError(
-                "the server is busy (all workers and queue places taken); try again in a moment"
-            )
-        with self._lock:
-            self._pending += 1
-
-        def work() -> Any:
-            with self._lock:
-                self._pending -= 1
-                self._running += 1
-            try:
-                token.check()  # cancelled while waiting in the queue
-                return fn(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self._running -= 1
-                self._slots.release()
-
-        future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+        job = _Job(
+            call=lambda: fn(*args, **kwargs),
+            token=token or CancelToken(limit),
+            kind=kind,
+            client=CURRENT_CLIENT.get() if client is None else client,
+        )
+        self._submit(job)
+        waiter = asyncio.wrap_future(job.future)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout=limit)
+            result = await asyncio.wait_for(asyncio.shield(waiter), timeout=limit)
         except TimeoutError:
-            token.cancel("time limit reached")
-            with self._lock:
-                self.cancelled += 1
+            self._give_up(job, "time limit reached")
+            waiter.add_done_callback(_consume)
             raise JobTimeoutError(
                 f"the job took longer than its {limit:.0f} s limit; try fewer steps or images"
             ) from None
         except asyncio.CancelledError:
-            token.cancel("client disconnected")
-            with self._lock:
-                self.cancelled += 1
+            self._give_up(job, "client disconnected")
+            waiter.add_done_callback(_consume)  # nobody awaits its outcome any more
             raise
         except JobCancelledError:
-            with self._lock:
+            with self._cond:
                 self.cancelled += 1
             raise
-        with self._lock:
+        with self._cond:
             self.completed += 1
         return result
 
+    def _submit(self, job: _Job) -> None:
+        quota = self.quotas.get(job.kind)
+        with self._cond:
+            if self._closed:
+                raise JobQueueFullError("the server is shutting down; try again in a moment")
+            mine = self._by_client.get((job.client, None), 0)
+            mine_of_kind = self._by_client.get((job.client, job.kind), 0)
+            if job.client is not None and mine >= self.max_per_client:
+                self.rejected += 1
+                raise ClientLimitError(
+                    f"you already have {mine} requests running or waiting; wait for them to "
+                    "finish, then try again"
+                )
+            if job.client is not None and quota and mine_of_kind >= quota.per_client:
+                self.rejected += 1
+                raise ClientLimitError(
+                    f"you already have {mine_of_kind} {job.kind} jobs running or waiting; "
+                    "wait for one to finish (or close its page), then try again"
+                )
+            running = sum(self._running.values())
+            if running + len(self._waiting) >= self.max_workers + self.max_queue:
+                self.rejected += 1
+                raise JobQueueFullError(
+                    "the server is busy (all workers and queue places taken); try again in a "
+                    "moment"
+                )
+            if quota is not None:
+                kind_running = self._running.get(job.kind, 0)
+                kind_waiting = sum(j.kind == job.kind for j in self._waiting)
+                if kind_running + kind_waiting >= quota.running + quota.waiting:
+                    self.rejected += 1
+                    raise JobQueueFullError(
+                        f"the server is busy with {job.kind} jobs ({kind_running} running, "
+                        f"{kind_waiting} waiting); try again in a minute"
+                    )
+            self._waiting.append(job)
+            for key in ((job.client, None), (job.client, job.kind)):
+                self._by_client[key] = self._by_client.get(key, 0) + 1
+            self._cond.notify()
+
+    def _give_up(self, job: _Job, reason: str) -> None:
+        """The awaiting request stopped waiting: stop the job and free its place."""
+        job.token.cancel(reason)
+        with self._cond:
+            self.cancelled += 1
+            if job in self._waiting:  # never started: free its queue place now
+                self._waiting.remove(job)
+                self._release(job)
+                job.future.cancel()
+                self._cond.notify()
+
+    def _release(self, job: _Job) -> None:
+        for key in ((job.client, None), (job.client, job.kind)):
+            left = self._by_client.get(key, 0) - 1
+            if left > 0:
+                self._by_client[key] = left
+            else:
+                self._by_client.pop(key, None)
+
+    def _next_job(self) -> _Job | None:
+        """The oldest waiting job whose kind is under its worker quota (call with the lock)."""
+        for job in self._waiting:
+            quota = self.quotas.get(job.kind)
+            if quota is None or self._running.get(job.kind, 0) < quota.running:
+                return job
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                job = self._next_job()
+                while job is None and not self._closed:
+                    self._cond.wait()
+                    job = self._next_job()
+                if job is None:
+                    return
+                self._waiting.remove(job)
+                self._running[job.kind] = self._running.get(job.kind, 0) + 1
+            try:
+                if job.future.set_running_or_notify_cancel():
+                    try:
+                        job.token.check()  # cancelled while waiting in the queue
+                        job.future.set_result(job.call())
+                    except BaseException as err:  # handed to the awaiting request
+                        job.future.set_exception(err)
+            finally:
+                with self._cond:
+                    self._running[job.kind] -= 1
+                    self._release(job)
+                    self._cond.notify_all()
+
     def shutdown(self) -> None:
-        """Stop accepting jobs and wait for running ones to finish."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Refuse new jobs, drop waiting ones and wait for running ones to finish."""
+        with self._cond:
+            self._closed = True
+            for job in self._waiting:
+                job.token.cancel("server shutting down")
+                job.future.cancel()
+                self._release(job)
+            self._waiting.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Mark an abandoned job's outcome as seen (asyncio would log it as never retrieved)."""
+    if not future.cancelled():
+        future.exception()

@@ -4,32 +4,52 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..models.calibration import SPIKE_UNITS
+from ..models.zoo import COMPACT
+
+#: Units of the compact models' outputs (the zoo's), shown with every output.
+MODEL_UNITS = COMPACT.units
+
 
 class Health(BaseModel):
-    """Server status."""
+    """Server status (no file-system paths: visitors must not learn the server's folders)."""
 
     status: str = "ok"
     version: str
-    data_dir: str
-    cache_dir: str
     neurons_built: int = Field(description="neurons with precomputed assets in the cache")
+    neurons_available: int = Field(description="neurons whose model files are usable")
+    neurons_disabled: list[str] = Field(
+        description="ids of neurons whose model files are missing or damaged"
+    )
     jobs: dict[str, int]
 
 
 class HeldOut(BaseModel):
-    """Held-out performance of a neuron's compact model."""
+    """Held-out performance of a neuron's compact model, as ``v4compact evaluate`` reports it."""
 
-    metric: str = Field(description="metric name, e.g. 'raw R^2'")
+    metric: str = Field(description="the evaluation's metric name: 'raw_r2', 'r2_er', ...")
+    label: str = Field(description="what the metric is, in words")
     value: float
+    ci_low: float | None = Field(default=None, description="95% bootstrap interval, low end")
+    ci_high: float | None = Field(default=None, description="95% bootstrap interval, high end")
     num_images: int
+    model_id: str = ""
     note: str = ""
+
+
+class Calibration(BaseModel):
+    """A neuron's affine map from model outputs to spike counts (fitted on the first half)."""
+
+    slope: float = Field(description=f"{SPIKE_UNITS} per unit of model output")
+    intercept: float = Field(description=f"{SPIKE_UNITS} at a model output of 0")
+    units: str = SPIKE_UNITS
 
 
 class PreferredImage(BaseModel):
     """One synthesized preferred image."""
 
     seed: int
-    response: float = Field(description="model response (output units) to the image")
+    response: float = Field(description=f"model output for the image, in {MODEL_UNITS}")
     url: str
 
 
@@ -45,14 +65,24 @@ class NeuronCard(BaseModel):
     heldout: HeldOut | None = None
     preferred_url: str | None = None
     built: bool = False
+    health: str = Field(
+        default="ok", description="'ok', 'missing' or 'corrupt': can the model be used"
+    )
+    problem: str = Field(default="", description="what is wrong and the command that fixes it")
 
 
 class NeuronDetail(NeuronCard):
     """Everything the neuron page shows that comes from the asset cache."""
 
     preferred: list[PreferredImage] = []
-    heldout_points: dict[str, list[float] | list[int]] | None = None
+    heldout_points: dict[str, list[float] | list[int] | None] | None = Field(
+        default=None,
+        description="image_indices, measured (spikes per 100 ms), predicted (z-scored "
+        "units), predicted_spikes (calibrated, spikes per 100 ms, or null)",
+    )
     natural: dict[str, list[dict]] | None = None
+    calibration: Calibration | None = None
+    model_units: str = MODEL_UNITS
     settings: dict | None = None
     build_hint: str = ""
 
@@ -85,18 +115,30 @@ class Network(BaseModel):
 
 
 class Ablation(BaseModel):
-    """The effect of silencing one filter on held-out predictions."""
+    """The effect of silencing one filter on the neuron's predictions.
+
+    With the session's photos: ``before`` and ``after`` are the evaluation's score of the
+    full and of the silenced model on the held-out half (the same metric and number as
+    ``v4compact evaluate``); without them, the mean output on the preferred images.
+    """
 
     neuron_id: str
     layer: str
     filter: int
-    metric: str
+    metric: str = Field(description="what before/after measure, in words")
     before: float
     after: float
-    predicted_before: list[float]
-    predicted_after: list[float]
-    measured: list[float]
-    mean_abs_change: float
+    model_units: str = MODEL_UNITS
+    predicted_before: list[float] = Field(description=f"full model, {MODEL_UNITS}")
+    predicted_after: list[float] = Field(description=f"filter silenced, {MODEL_UNITS}")
+    predicted_before_spikes: list[float] | None = Field(
+        default=None, description=f"full model, calibrated to {SPIKE_UNITS}"
+    )
+    predicted_after_spikes: list[float] | None = Field(
+        default=None, description=f"filter silenced, same calibration, {SPIKE_UNITS}"
+    )
+    measured: list[float] = Field(description=f"recorded responses, {SPIKE_UNITS}")
+    mean_abs_change: float = Field(description=f"mean |after - before| prediction, {MODEL_UNITS}")
 
 
 class NeuronResponse(BaseModel):
@@ -104,8 +146,12 @@ class NeuronResponse(BaseModel):
 
     neuron_id: str
     session_id: int
-    response: float
-    zscore: float | None = None
+    response: float = Field(description=f"model output, {MODEL_UNITS}")
+    zscore: float | None = Field(
+        default=None,
+        description="the output relative to the neuron's outputs for natural photos "
+        "(0 typical, 2 unusually strong)",
+    )
 
 
 class PredictResult(BaseModel):
@@ -136,7 +182,12 @@ class TutorialSummary(BaseModel):
 
     name: str
     title: str
-    colab_url: str
+    colab_url: str | None = Field(
+        description="'open in Colab' link, or null when the project has no public copy"
+    )
+    repository_note: str = Field(
+        default="", description="why there is no Colab link, when there is none"
+    )
 
 
 class TutorialCell(BaseModel):

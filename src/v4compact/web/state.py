@@ -1,26 +1,32 @@
-"""What one explorer server holds: settings, the worker pool, and bounded caches of models.
+"""What one explorer server holds: settings, the worker pool, caches, and neuron health.
 
 Routes reach it as ``request.app.state.explorer``. Models come from the library's registry
 and are kept in a small least-recently-used cache, so memory stays bounded however many
-neurons are visited.
+neurons are visited. Each neuron has a health state (its model files present and matching
+the release checksums), so one missing or corrupt file disables only its own neuron: the
+gallery marks it and says how to re-fetch it, and "Try your image" runs the others.
 """
 
 from __future__ import annotations
 
-import re
 import threading
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..data.catalog import MODEL_SESSIONS, session_info
-from ..errors import UnknownNeuronError
+from ..data import paths
+from ..data.registry import check_file, load_registry
+from ..errors import CorruptDataError, DataNotFoundError, V4CompactError
+from ..models import zoo
 from .jobs import JobPool
 
-_SESSION_RE = re.compile(r"^\d{6}$")
-_INDEX_RE = re.compile(r"^\d{1,4}$")
+#: What reading a damaged model file can raise, whichever reader layer (zip, HDF5, numpy)
+#: notices first (a site build reports these per neuron and goes on).
+LOAD_ERRORS = (V4CompactError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def default_cache_dir() -> Path:
@@ -29,37 +35,102 @@ def default_cache_dir() -> Path:
 
 
 def parse_neuron(session_id: str | int, neuron: str | int) -> tuple[int, int]:
-    """Validate a neuron reference from a URL: a model session and a neuron index.
+    """Validate a neuron reference from a URL (:func:`v4compact.models.zoo.check_neuron`).
+
+    Only ASCII digits are numbers (``"١"`` is not neuron 1).
 
     Args:
-        session_id: six-digit session id (one of the four sessions with compact models).
+        session_id: one of the four sessions with compact models.
         neuron: neuron index within the session, 0-based.
 
     Returns:
         ``(session_id, neuron)`` as ints.
 
     Raises:
-        UnknownNeuronError: anything that is not one of the 219 modelled neurons.
+        UnknownSessionError, UnknownNeuronError: anything that is not one of the 219 modelled
+            neurons (both answered with 404).
     """
-    sid, idx = str(session_id), str(neuron)
-    if not _SESSION_RE.match(sid) or int(sid) not in MODEL_SESSIONS:
-        valid = ", ".join(str(s) for s in MODEL_SESSIONS)
-        raise UnknownNeuronError(
-            f"no compact models for session {sid[:20]!r}; neurons are in sessions {valid}"
-        )
-    count = session_info(int(sid)).num_neurons
-    if not _INDEX_RE.match(idx) or int(idx) >= count:
-        raise UnknownNeuronError(
-            f"unknown neuron {idx[:20]!r} of session {sid}; choose 0 to {count - 1}"
-        )
-    return int(sid), int(idx)
+    return zoo.check_neuron(str(session_id), str(neuron))
 
 
 def model_neuron_ids() -> list[str]:
     """The 219 modelled neurons, ``"session/index"``, in the canonical output order."""
-    return [
-        f"{sid}/{k}" for sid in MODEL_SESSIONS for k in range(session_info(sid).num_neurons)
-    ]
+    return zoo.model_neuron_ids()
+
+
+@dataclass(frozen=True)
+class NeuronHealth:
+    """Whether one neuron's compact model can be used.
+
+    Attributes:
+        neuron_id: ``"session/index"``.
+        state: ``"ok"``, ``"missing"`` (a file is not in the data directory) or ``"corrupt"``
+            (a file differs from the release: truncated, overwritten, damaged).
+        problem: one line naming the file and the command that re-fetches it (empty if ok).
+    """
+
+    neuron_id: str
+    state: str = "ok"
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the neuron's model can be loaded."""
+        return self.state == "ok"
+
+    def error(self) -> V4CompactError:
+        """The library error a route raises for a neuron that is not ok."""
+        cls = DataNotFoundError if self.state == "missing" else CorruptDataError
+        return cls(self.problem)
+
+
+def refetch_command(session_id: int, neuron: int) -> str:
+    """The command that (re-)downloads one neuron's model files (the zoo's fetch group)."""
+    model_id = zoo.COMPACT.format_id(session_id, neuron)
+    return paths.fetch_command(zoo.COMPACT.fetch_group_of(model_id))
+
+
+def check_neuron_files(data_dir: Path, session_id: int, neuron: int) -> NeuronHealth:
+    """Check a neuron's model files (the zoo's list) against the release registry.
+
+    Sizes and SHA-256 sums are compared (each file is hashed once per size and modification
+    time), so a truncated or overwritten file is found before anything tries to load it.
+
+    Args:
+        data_dir: the data directory.
+        session_id: a model session.
+        neuron: the neuron index.
+
+    Returns:
+        The :class:`NeuronHealth` the files alone decide.
+    """
+    neuron_id = f"{session_id}/{neuron}"
+    command = refetch_command(session_id, neuron)
+    registry = load_registry()
+    for relpath in zoo.COMPACT.files(zoo.COMPACT.format_id(session_id, neuron)):
+        local = Path(data_dir) / relpath
+        try:
+            stat = local.stat()
+        except OSError:
+            return NeuronHealth(
+                neuron_id, "missing",
+                f"{relpath} is not in the explorer's data directory; fetch it with: {command}",
+            )
+        if relpath not in registry:
+            continue
+        reason = _file_problem(str(local), stat.st_size, stat.st_mtime_ns, relpath)
+        if reason:
+            return NeuronHealth(
+                neuron_id, "corrupt",
+                f"{relpath} is damaged ({reason}); re-fetch it with: {command}",
+            )
+    return NeuronHealth(neuron_id)
+
+
+@lru_cache(maxsize=1024)
+def _file_problem(path: str, size: int, mtime_ns: int, relpath: str) -> str | None:
+    # keyed by size and modification time: a re-fetched file is checked again
+    return check_file(path, load_registry()[relpath], verify=True)
 
 
 class LRUCache:
@@ -96,7 +167,8 @@ class ExplorerState:
         data_dir: the data directory (laid out like the public release).
         cache_dir: the site-asset cache written by ``v4compact site build``.
         notebooks_dir: folder of tutorial notebooks (may not exist).
-        repo_url: GitHub URL of the project, for "open in Colab" links.
+        repo_url: the project's public repository (for "open in Colab" links), or None when
+            no public copy exists (see :func:`v4compact.config.repository_url`).
         device: torch device for live model work.
         pool: the worker pool for live work.
     """
@@ -104,7 +176,7 @@ class ExplorerState:
     data_dir: Path
     cache_dir: Path
     notebooks_dir: Path
-    repo_url: str
+    repo_url: str | None
     device: str
     pool: JobPool
     max_models: int = 8
@@ -118,10 +190,36 @@ class ExplorerState:
         self._models = LRUCache(self.max_models)
         self._misc = LRUCache(64)
 
+    # --- neuron health -------------------------------------------------------------------
+    def neuron_health(self, session_id: int, neuron: int) -> NeuronHealth:
+        """A neuron's health, from its files (see :func:`check_neuron_files`)."""
+        return check_neuron_files(self.data_dir, session_id, neuron)
+
+    def health_report(self) -> dict[str, NeuronHealth]:
+        """The health of all 219 neurons, keyed by neuron id (canonical order)."""
+        out = {}
+        for neuron_id in model_neuron_ids():
+            sid, idx = zoo.split_neuron_id(neuron_id)
+            out[neuron_id] = self.neuron_health(sid, idx)
+        return out
+
+    def available_neuron_ids(self) -> list[str]:
+        """The neurons whose models can be used, in canonical order."""
+        return [nid for nid, health in self.health_report().items() if health.ok]
+
+    # --- models --------------------------------------------------------------------------
     def compact_model(self, session_id: int, neuron: int):
-        """One neuron's compact model (cached), from the library's registry."""
+        """One neuron's compact model (cached), from the library's registry.
+
+        Raises:
+            DataNotFoundError: a model file is missing.
+            CorruptDataError: a model file is damaged.
+        """
         from ..models.registry import load_compact_model
 
+        health = self.neuron_health(session_id, neuron)
+        if not health.ok:
+            raise health.error()
         return self._models.get_or_create(
             (session_id, neuron),
             lambda: load_compact_model(
@@ -131,24 +229,46 @@ class ExplorerState:
 
     @property
     def population_loaded(self) -> bool:
-        """True once the 219-neuron population model is in memory."""
+        """True once the population model of the usable neurons is in memory."""
         return self._population is not None
 
     def population(self):
-        """All 219 compact models as one network (loaded once, on first use)."""
-        with self._population_lock:
-            if self._population is None:
-                from ..models.registry import load_compact_population
+        """Every usable neuron's compact model as one network (``neuron_ids`` names them).
 
-                self._population = load_compact_population(
-                    device=self.device, data_dir=self.data_dir
-                ).eval()
+        Loaded on first use and kept; loaded again when the set of usable neurons changes
+        (a file damaged, or re-fetched). Neurons whose files are missing or damaged are left
+        out, so one bad file never stops the others.
+
+        Raises:
+            DataNotFoundError: no neuron has a usable model.
+        """
+        with self._population_lock:
+            wanted = self.available_neuron_ids()
+            if self._population is None or list(self._population.neuron_ids) != wanted:
+                self._population = None  # free the old one before loading the new one
+                self._population = self._load_population(wanted)
             return self._population
+
+    def _load_population(self, neuron_ids: list[str]):
+        from ..models.registry import load_compact_population
+
+        if not neuron_ids:
+            raise DataNotFoundError(
+                "no compact model is usable in the explorer's data directory; fetch them with: "
+                f"{paths.fetch_command(zoo.POPULATION.fetch_group)}"
+            )
+        return load_compact_population(
+            neurons=neuron_ids, device=self.device, data_dir=self.data_dir
+        ).eval()
 
     def population_subset(self, neuron_ids: tuple[str, ...]):
         """A population model of a few neurons (cached), from the library's registry."""
         from ..models.registry import load_compact_population
 
+        for neuron_id in neuron_ids:
+            health = self.neuron_health(*zoo.split_neuron_id(neuron_id))
+            if not health.ok:
+                raise health.error()
         return self._models.get_or_create(
             ("population", tuple(neuron_ids)),
             lambda: load_compact_population(
@@ -167,3 +287,22 @@ class ExplorerState:
     def memo(self, key: Any, factory) -> Any:
         """A small bounded cache for derived values (e.g. network drawings)."""
         return self._misc.get_or_create(key, factory)
+
+    def public_message(self, message: str) -> str:
+        """``message`` with the server's folders replaced by names (safe to show visitors).
+
+        Library errors name the data directory they searched; a web visitor must not learn
+        the server's file system, so the absolute folders become ``<data directory>``,
+        ``<site cache>`` and ``~``.
+        """
+        replacements = {
+            str(self.data_dir): "<data directory>",
+            str(self.cache_dir): "<site cache>",
+            str(self.notebooks_dir): "<notebooks>",
+            str(Path.home()): "~",
+        }
+        # longest first: a folder inside another is replaced before its parent
+        for folder in sorted(replacements, key=len, reverse=True):
+            if len(folder) > 1:
+                message = message.replace(folder, replacements[folder])
+        return message

@@ -1,5 +1,9 @@
 """Validate and decode images uploaded to the explorer (pure Pillow + numpy, no web framework).
 
+The checks are the explorer's own; the pixels come from the package's one image path,
+:func:`v4compact.models.inputs.as_image_batch`, so an upload is the same model input as the
+same file on the command line or in Python.
+
 Nothing about an upload is trusted: not its file name, not its declared content type. The
 bytes are sniffed and decoded by Pillow, with limits on the byte size and the pixel count
 (decompression bombs), and rejected with a one-line :class:`UploadError` that carries the
@@ -15,12 +19,19 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InvalidInputError
-from ..images import IMAGE_SIZE
+from ..models.inputs import as_image_batch
 
 #: Largest accepted upload, in bytes (10 MiB).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Largest accepted image, in pixels (width x height); bigger files are decompression bombs.
 MAX_PIXELS = 40_000_000
+#: Largest accepted decoded image, in bytes of the pixel array the image path works on: a few
+#: kB of palette PNG can describe a 40-megapixel image, so the pixel count alone does not
+#: bound memory. 64 MiB is an 8-bit 4096x4096 image; a decode then peaks at ~13 bytes per
+#: pixel (~220 MB) in the image path.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+#: Pillow modes with more than 8 bits per sample (the image path works on them in float32).
+_WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 #: Smallest accepted side length, in pixels.
 MIN_SIDE = 16
 #: Image formats the explorer decodes (Pillow format names).
@@ -55,22 +66,32 @@ def check_size(num_bytes: int, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
         raise UploadError("the upload is empty; choose an image file", status_code=400)
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """Bytes of the pixel array the image path makes of ``image`` (known from its header):
+    4 per pixel for 8-bit images (RGBA, the widest), 12 for wider samples (float32 RGB)."""
+    width, height = image.size
+    return width * height * (12 if image.mode in _WIDE_MODES else 4)
+
+
 def decode_image(
     data: bytes,
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     min_side: int = MIN_SIDE,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
 ) -> Image.Image:
-    """Sniff and fully decode uploaded bytes into an RGB Pillow image.
+    """Sniff and fully decode uploaded bytes into a Pillow image.
 
     Args:
         data: the raw bytes of the upload.
         max_bytes: byte limit (413 above it).
         max_pixels: pixel-count limit, checked from the header before decoding (413 above it).
         min_side: smallest accepted width and height in pixels (422 below it).
+        max_decoded_bytes: limit on :func:`decoded_bytes`, checked from the header before
+            decoding (413 above it).
 
     Returns:
-        The decoded image in mode ``"RGB"`` (transparency composited on white).
+        The decoded image in its own mode (:func:`load_upload` turns it into model input).
 
     Raises:
         UploadError: with status 400 (empty), 413 (too large), 415 (not an image of an
@@ -85,8 +106,8 @@ def decode_image(
             image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
         except UnidentifiedImageError:
             raise UploadError(
-                "the upload is not an image Pillow can read; send a JPEG, PNG, GIF, WebP or BMP "
-                "file",
+                "the upload is not an image this site can read; send a JPEG, PNG, GIF, WebP or "
+                "BMP file",
                 status_code=415,
             ) from None
         except Image.DecompressionBombError:
@@ -99,6 +120,14 @@ def decode_image(
             raise UploadError(
                 f"the image is {width}x{height} pixels, more than {max_pixels:,}; "
                 "send a smaller image",
+                status_code=413,
+            )
+        if decoded_bytes(image) > max_decoded_bytes:
+            raise UploadError(
+                f"the image is {width}x{height} pixels, which takes "
+                f"{human_size(decoded_bytes(image))} to decode, more than "
+                f"{human_size(max_decoded_bytes)}; send a smaller copy (the models see "
+                "112x112 pixels)",
                 status_code=413,
             )
         if min(width, height) < min_side:
@@ -115,45 +144,31 @@ def decode_image(
                 "corrupt, try saving it again",
                 status_code=422,
             ) from None
-    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
-
-
-def to_model_input(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Centre-crop an image to a square and resize it to what the models see.
-
-    Args:
-        image: an RGB Pillow image of any size.
-        size: output side length in pixels (112 for the compact models).
-
-    Returns:
-        ``uint8`` array ``(size, size, 3)``, channels-last RGB, pixel scale 0-255.
-    """
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    resized = square.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(resized, dtype=np.uint8).copy()
+    return image
 
 
 def load_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
-    """Validate, decode, crop and resize an upload in one call.
+    """Validate and decode an upload, then make it model input through the one image path.
+
+    The pixels come from :func:`v4compact.models.inputs.as_image_batch`, exactly as for the
+    same file given to ``v4compact predict`` or to ``predict`` in Python: transparency on
+    white, centre-cropped to a square, bicubic resize to 112x112.
 
     Args:
         data: the raw bytes of the upload.
         max_bytes: byte limit.
 
     Returns:
-        ``uint8`` array ``(112, 112, 3)``.
+        ``(112, 112, 3)`` pixels 0-255: ``uint8``, or ``float32`` for a 16-bit image.
 
     Raises:
         UploadError: see :func:`decode_image`.
     """
-    return to_model_input(decode_image(data, max_bytes=max_bytes))
+    image = decode_image(data, max_bytes=max_bytes)
+    try:
+        return as_image_batch(image, warn=False)[0]
+    except InvalidInputError as err:  # e.g. a 32-bit image beyond the 16-bit range
+        raise UploadError(str(err), status_code=422) from None
 
 
 def _short(err: Exception) -> str:

@@ -1,4 +1,4 @@
-"""``/api/health``: is the server up, where is its data, how busy is it."""
+"""``/api/health``: is the server up, which neurons can it serve, how busy is it."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ router = APIRouter(prefix="/api", tags=["meta"])
 
 @router.get("/health", response_model=Health)
 def health(request: Request) -> Health:
-    """Server status, data and cache folders, and worker-pool counters."""
+    """Server status, usable and disabled neurons, and worker-pool counters (no paths)."""
     state = explorer(request)
+    health = state.health_report()
     return Health(
         version=__version__,
-        data_dir=str(state.data_dir),
-        cache_dir=str(state.cache_dir),
         neurons_built=len(assets.built_neurons(state.cache_dir)),
+        neurons_available=sum(h.ok for h in health.values()),
+        neurons_disabled=[nid for nid, h in health.items() if not h.ok],
         jobs=state.pool.stats(),
     )

@@ -2,47 +2,63 @@
 
 from __future__ import annotations
 
+import math
 import re
-from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from PIL import Image
 
-from ... import config
 from ...data import paths
 from ...data.catalog import session_info
 from ...errors import InvalidInputError, UnknownNeuronError
+from ...models.zoo import split_neuron_id
 from .. import assets
-from ..ablation import check_filter, predict_ablated
+from ..ablation import check_filter, silenced_copy
 from ..network import describe_network
-from ..schemas import Ablation, HeldOut, Network, NeuronCard, NeuronDetail, PreferredImage
-from ..state import model_neuron_ids, parse_neuron
+from ..schemas import (
+    MODEL_UNITS,
+    Ablation,
+    Calibration,
+    HeldOut,
+    Network,
+    NeuronCard,
+    NeuronDetail,
+    PreferredImage,
+)
+from ..state import parse_neuron
 from .deps import IMMUTABLE, explorer, png_response
 
 router = APIRouter(prefix="/api/neurons", tags=["neurons"])
 
-_PREFERRED_RE = re.compile(r"^(\d{1,2})\.png$")
-_IMAGE_REF_RE = re.compile(r"^([sp])(\d{1,5})$")
+# ASCII digits only (``\d`` also matches other scripts' digits)
+_PREFERRED_RE = re.compile(r"^([0-9]{1,2})\.png$")
+_IMAGE_REF_RE = re.compile(r"^([sp])([0-9]{1,5})$")
 
 
-@lru_cache(maxsize=512)
-def _num_filters(data_dir: str, session_id: int, neuron: int) -> tuple[int, ...] | None:
-    path = config.data_dir(data_dir) / paths.nums_filters(session_id, neuron)
-    if not path.is_file():
-        return None
-    return tuple(int(n) for n in np.load(path, allow_pickle=False).reshape(-1))
+def _num_filters(data_dir: Path, session_id: int, neuron: int) -> list[int] | None:
+    """Filters per layer from the neuron's ``nums_filters`` file (call only when healthy)."""
+    path = data_dir / paths.nums_filters(session_id, neuron)
+    return [int(n) for n in np.load(path, allow_pickle=False).reshape(-1)]
 
 
-def _card(state, neuron_id: str, summary: dict | None, cls=NeuronCard) -> NeuronCard:
-    sid, idx = (int(p) for p in neuron_id.split("/"))
-    num_filters = summary.get("num_filters") if summary else None
-    if num_filters is None:
-        found = _num_filters(str(state.data_dir), sid, idx)
-        num_filters = list(found) if found else None
-    preferred = (summary or {}).get("preferred") or []
+def _heldout(summary: dict | None) -> HeldOut | None:
     heldout = (summary or {}).get("heldout")
+    if not heldout or "label" not in heldout:  # absent, or from an older asset version
+        return None
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in heldout.items()}
+    return HeldOut(**clean)
+
+
+def _card(state, neuron_id: str, summary: dict | None, health, cls=NeuronCard) -> NeuronCard:
+    sid, idx = split_neuron_id(neuron_id)
+    num_filters = (summary or {}).get("num_filters")
+    if num_filters is None and health.ok:
+        num_filters = _num_filters(state.data_dir, sid, idx)
+    preferred = (summary or {}).get("preferred") or []
     return cls(
         neuron_id=neuron_id,
         session_id=sid,
@@ -50,21 +66,27 @@ def _card(state, neuron_id: str, summary: dict | None, cls=NeuronCard) -> Neuron
         animal=session_info(sid).animal,
         num_filters=num_filters,
         total_filters=sum(num_filters) if num_filters else None,
-        heldout=HeldOut(**heldout) if heldout else None,
+        heldout=_heldout(summary),
         preferred_url=f"/api/neurons/{sid}/{idx}/preferred/0.png" if preferred else None,
         built=summary is not None,
+        health=health.state,
+        problem=state.public_message(health.problem),
     )
 
 
 @router.get("", response_model=list[NeuronCard])
 def neurons(request: Request) -> list[NeuronCard]:
-    """All 219 modelled neurons as gallery cards (precomputed parts read from the cache)."""
+    """All 219 modelled neurons as gallery cards (precomputed parts read from the cache).
+
+    A neuron whose model files are missing or damaged keeps its card, marked with its
+    ``health`` and the ``problem`` (including the command that re-fetches the files).
+    """
     state = explorer(request)
-    cards = []
-    for neuron_id in model_neuron_ids():
-        sid, idx = neuron_id.split("/")
-        cards.append(_card(state, neuron_id, assets.read_summary(state.cache_dir, sid, idx)))
-    return cards
+    return [
+        _card(state, neuron_id, assets.read_summary(state.cache_dir, *split_neuron_id(neuron_id)),
+              health)
+        for neuron_id, health in state.health_report().items()
+    ]
 
 
 @router.get("/{session_id}/{neuron}", response_model=NeuronDetail)
@@ -73,11 +95,12 @@ def neuron(request: Request, session_id: str, neuron: str) -> NeuronDetail:
     state = explorer(request)
     sid, idx = parse_neuron(session_id, neuron)
     summary = assets.read_summary(state.cache_dir, sid, idx)
-    detail = _card(state, f"{sid}/{idx}", summary, cls=NeuronDetail)
+    detail = _card(state, f"{sid}/{idx}", summary, state.neuron_health(sid, idx),
+                   cls=NeuronDetail)
     if summary is None:
         detail.build_hint = (
-            "This neuron's pictures and scores are not precomputed yet; run "
-            f"'v4compact site build --neurons {sid}/{idx}' (the network below is live)."
+            "This neuron's pictures and scores have not been computed on this server yet; "
+            f"they appear after 'v4compact site build --neurons {sid}/{idx}'."
         )
         return detail
     detail.preferred = [
@@ -88,12 +111,14 @@ def neuron(request: Request, session_id: str, neuron: str) -> NeuronDetail:
         )
         for p in summary.get("preferred") or []
     ]
-    points = assets.read_heldout(state.cache_dir, sid, idx)
-    detail.heldout_points = points
-    detail.natural = summary.get("natural")
+    if detail.heldout is not None:
+        detail.heldout_points = assets.read_heldout(state.cache_dir, sid, idx)
+        detail.natural = summary.get("natural")
+        calibration = summary.get("calibration")
+        detail.calibration = Calibration(**calibration) if calibration else None
     detail.settings = summary.get("synthesis_settings")
     if summary.get("heldout_note"):
-        detail.build_hint = summary["heldout_note"]
+        detail.build_hint = state.public_message(summary["heldout_note"])
     return detail
 
 
@@ -102,7 +127,7 @@ def preferred_image(request: Request, session_id: str, neuron: str, name: str) -
     """A precomputed preferred image, ``<start>.png`` (only names from the validated form)."""
     state = explorer(request)
     sid, idx = parse_neuron(session_id, neuron)
-    match = _PREFERRED_RE.match(name)
+    match = _PREFERRED_RE.fullmatch(name)
     path = assets.preferred_path(state.cache_dir, sid, idx, int(match.group(1))) if match else None
     if path is None or not path.is_file():
         raise UnknownNeuronError(
@@ -128,7 +153,7 @@ async def network(request: Request, session_id: str, neuron: str) -> dict:
 
 def _reference_image(state, sid: int, idx: int, ref: str) -> np.ndarray:
     """``s<i>``: image ``i`` of the neuron's session; ``p<k>``: its preferred image ``k``."""
-    match = _IMAGE_REF_RE.match(ref)
+    match = _IMAGE_REF_RE.fullmatch(ref)
     if not match:
         raise InvalidInputError(
             f"unknown image {ref[:30]!r}; use s<index> (a session photo) or p<start> "
@@ -187,51 +212,52 @@ async def ablation(
     layer: str = Query(..., max_length=20),
     filter: int = Query(..., ge=0, le=10_000),
 ) -> Ablation:
-    """Switch one filter off and compare the predictions with the full model.
+    """Switch one filter off and compare with the full model.
 
-    On the held-out photos when the session's images are present (metric: raw R^2 against
-    the measured responses); otherwise on the neuron's preferred images (mean response).
+    Where the neuron was scored (its session's photos are here), the silenced model is
+    scored by :func:`v4compact.evaluate` exactly like the full one (same metric, held-out
+    half), and its predictions on the neuron page's scatter photos are returned in z-scored
+    units and calibrated to spikes per 100 ms. Otherwise the comparison is the mean model
+    output on the neuron's preferred images.
     """
-    from ...metrics import raw_r2
-
     state = explorer(request)
     sid, idx = parse_neuron(session_id, neuron)
 
     def compute() -> dict:
+        from ...evaluation import evaluate
+
         model = state.compact_model(sid, idx)
         check_filter(model, layer, filter)
-        session = state.session(sid)
-        if session.has_images:
-            # the same photos as the neuron page's scatter (all held-out ones unless the
-            # site was built with a limit)
-            points = assets.read_heldout(state.cache_dir, sid, idx)
-            if points:
-                heldout = np.asarray(points["image_indices"], dtype=int)
-            else:
-                _, heldout = session.heldout_split()
-            images = np.asarray(session.images[heldout])
-            measured = np.asarray(session.responses[idx, heldout], dtype=np.float64)
-            metric = "raw R^2 on held-out photos"
+        silenced = silenced_copy(model, layer, filter)
+        summary = assets.read_summary(state.cache_dir, sid, idx) or {}
+        heldout = _heldout(summary)
+        points = assets.read_heldout(state.cache_dir, sid, idx) if heldout else None
+        if points:
+            # the full model's predictions are the scatter's (computed by the site build)
+            indices = np.asarray(points["image_indices"], dtype=int)
+            images = np.asarray(state.session(sid).images[indices])
+            before = np.asarray(points["predicted"], dtype=np.float64)
+            before_spikes = points.get("predicted_spikes")
+            measured = [float(v) for v in points["measured"]]
+            scored = evaluate(silenced, sessions=[sid], data_dir=state.data_dir,
+                              device=state.device, num_boot=0, progress=False).scores[0]
+            metric = f"{heldout.label}, held-out half ({heldout.num_images} photos)"
+            score_before, score_after = heldout.value, scored.value
         else:
-            summary = assets.read_summary(state.cache_dir, sid, idx) or {}
             starts = [p["start"] for p in summary.get("preferred") or []]
             if not starts:
                 raise InvalidInputError(
-                    f"neuron {sid}/{idx} has no photos or preferred images here; run "
-                    f"'v4compact site build --neurons {sid}/{idx}' first"
+                    f"neuron {sid}/{idx} has no photos or preferred images on this server; "
+                    f"they appear after 'v4compact site build --neurons {sid}/{idx}'"
                 )
             images = np.stack([_reference_image(state, sid, idx, f"p{s}") for s in starts])
-            measured = None
-            metric = "mean response to preferred images"
-        before = np.asarray(model.predict(images), dtype=np.float64).reshape(-1)
-        after = np.asarray(
-            predict_ablated(model, images, layer, filter), dtype=np.float64
-        ).reshape(-1)
-        if measured is not None:
-            score_before, score_after = float(raw_r2(measured, before)), float(
-                raw_r2(measured, after)
-            )
-        else:
+            before = np.asarray(model.predict(images), dtype=np.float64).reshape(-1).round(5)
+            before_spikes = None
+            measured = []
+            metric = f"mean model output on the preferred images ({MODEL_UNITS})"
+        # rounded like the stored predictions, so a filter without effect changes nothing
+        after = np.asarray(silenced.predict(images), dtype=np.float64).reshape(-1).round(5)
+        if not points:
             score_before, score_after = float(before.mean()), float(after.mean())
         return {
             "neuron_id": f"{sid}/{idx}",
@@ -240,9 +266,12 @@ async def ablation(
             "metric": metric,
             "before": score_before,
             "after": score_after,
-            "predicted_before": before.round(5).tolist(),
-            "predicted_after": after.round(5).tolist(),
-            "measured": [] if measured is None else measured.round(5).tolist(),
+            "predicted_before": before.tolist(),
+            "predicted_after": after.tolist(),
+            "predicted_before_spikes": before_spikes,
+            "predicted_after_spikes": _spikes(f"{sid}/{idx}", summary.get("calibration"), after)
+            if before_spikes else None,
+            "measured": measured,
             "mean_abs_change": float(np.abs(after - before).mean()),
         }
 
@@ -250,3 +279,15 @@ async def ablation(
         return state.memo(("ablation", sid, idx, layer, int(filter)), compute)
 
     return Ablation(**await state.pool.run(job))
+
+
+def _spikes(neuron_id: str, calibration: dict | None, outputs: np.ndarray) -> list[float]:
+    """Model outputs (z-scored units) in spikes per 100 ms with the neuron's calibration."""
+    from ...models.calibration import Calibration as SpikeCalibration
+
+    mapping = SpikeCalibration(
+        neuron_ids=[neuron_id],
+        slope=np.array([calibration["slope"]]),
+        intercept=np.array([calibration["intercept"]]),
+    )
+    return mapping.apply(outputs).astype(np.float64).round(5).tolist()

@@ -7,6 +7,8 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, File, Request, UploadFile
 
+from ...images import to_uint8
+from ...models.zoo import split_neuron_id
 from .. import assets
 from ..schemas import NeuronResponse, PredictResult
 from ..uploads import check_size, load_upload
@@ -17,6 +19,8 @@ router = APIRouter(prefix="/api", tags=["predict"])
 
 #: Time allowed to load the 219 compact models on the first request (seconds).
 MODEL_LOAD_LIMIT_S = 900.0
+#: Kind of the upload predictions in the worker pool (quick: never behind syntheses).
+JOB_KIND = "predict"
 
 
 def predict_population(state, model, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -47,8 +51,12 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     if state.population_loaded:
         model = state.population()
     else:
-        model = await state.pool.run(state.population, time_limit_s=MODEL_LOAD_LIMIT_S)
-    pixels, responses, neuron_ids = await state.pool.run(predict_population, state, model, data)
+        model = await state.pool.run(
+            state.population, time_limit_s=MODEL_LOAD_LIMIT_S, kind=JOB_KIND
+        )
+    pixels, responses, neuron_ids = await state.pool.run(
+        predict_population, state, model, data, kind=JOB_KIND
+    )
     stats = assets.population_stats(state.cache_dir)
     items = []
     for neuron_id, value in zip(neuron_ids, responses, strict=True):
@@ -59,7 +67,7 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
         items.append(
             NeuronResponse(
                 neuron_id=neuron_id,
-                session_id=int(neuron_id.split("/")[0]),
+                session_id=split_neuron_id(neuron_id)[0],
                 response=float(value),
                 zscore=z,
             )
@@ -73,8 +81,7 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     else:
         items.sort(key=lambda r: -r.response)
         note = (
-            "Bars show each model's predicted response, in the model's own units, so compare "
-            "them loosely (the site owner can run 'v4compact site build' to compare each neuron "
-            "with its usual range instead)"
+            "Bars show each model's output in z-scored units (0 is about the neuron's average "
+            "response to natural photos, 1 is one standard deviation above it), not spikes"
         )
-    return PredictResult(image_png=data_url(pixels), responses=items, note=note)
+    return PredictResult(image_png=data_url(to_uint8(pixels)), responses=items, note=note)

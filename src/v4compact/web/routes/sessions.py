@@ -16,12 +16,13 @@ from .deps import IMMUTABLE, explorer, png_response
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
-_SESSION_RE = re.compile(r"^\d{6}$")
-_IMAGE_RE = re.compile(r"^\d{1,5}\.png$")
+# ASCII digits only (``\d`` also matches other scripts' digits, which int() accepts)
+_SESSION_RE = re.compile(r"^[0-9]{6}$")
+_IMAGE_RE = re.compile(r"^[0-9]{1,5}\.png$")
 
 
 def _session_id(value: str) -> int:
-    if not _SESSION_RE.match(value):
+    if not _SESSION_RE.fullmatch(value):
         raise UnknownSessionError(f"unknown session {value[:20]!r}; session ids have six digits")
     return session_info(int(value)).session_id
 
@@ -75,7 +76,7 @@ async def session_figure(request: Request, session_id: str) -> FileResponse:
 def session_image(request: Request, session_id: str, image_name: str) -> Response:
     """One image shown in a session, ``uint8`` 112x112 PNG; ``image_name`` is ``<index>.png``."""
     sid = _session_id(session_id)
-    if not _IMAGE_RE.match(image_name):
+    if not _IMAGE_RE.fullmatch(image_name):
         raise UnknownSessionError(
             f"unknown image {image_name[:30]!r}; ask for /api/sessions/{sid}/images/<index>.png"
         )

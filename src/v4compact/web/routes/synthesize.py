@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ...errors import InvalidInputError, V4CompactError
+from ...models.zoo import split_neuron_id
 from ...synthesis import list_presets
 from ..http_errors import status_for
 from ..jobs import CancelToken
@@ -28,6 +29,8 @@ router = APIRouter(prefix="/api", tags=["synthesize"])
 
 #: Progress events buffered per stream (older ones are dropped if the client is slow).
 MAX_BUFFERED_EVENTS = 8
+#: Kind of the live synthesis jobs in the worker pool (they have their own quota).
+JOB_KIND = "synthesis"
 
 
 @router.get("/synthesis/options", response_model=SynthesisOptions)
@@ -69,8 +72,7 @@ def parse_request(
 
 def _model_for(state, request: LiveRequest):
     if len(request.neuron_ids) == 1:
-        sid, idx = request.neuron_ids[0].split("/")
-        return state.compact_model(int(sid), int(idx))
+        return state.compact_model(*split_neuron_id(request.neuron_ids[0]))
     return state.population_subset(request.neuron_ids)
 
 
@@ -138,7 +140,7 @@ async def synthesize_stream(
         return {"images": images, "provenance": prov}
 
     async def events():
-        task = asyncio.ensure_future(state.pool.run(job, token=token))
+        task = asyncio.ensure_future(state.pool.run(job, token=token, kind=JOB_KIND))
         try:
             yield _sse("start", {"steps": live.steps, "neurons": list(live.neuron_ids)})
             while True:

@@ -7,6 +7,7 @@ import re
 
 from fastapi import APIRouter, HTTPException, Request
 
+from ...config import NO_PUBLIC_COPY, colab_url
 from ..schemas import Tutorial, TutorialCell, TutorialSummary
 from .deps import explorer
 
@@ -28,8 +29,8 @@ def _notebooks(request: Request) -> dict[str, object]:
 def _read(path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HTTPException(500, f"notebook {path.name} is not valid JSON ({err})") from None
+    except (OSError, ValueError):
+        raise HTTPException(500, f"notebook {path.name} is not valid JSON") from None
 
 
 def _text(source) -> str:
@@ -46,11 +47,12 @@ def _title(notebook: dict, name: str) -> str:
 
 
 def _summary(request: Request, name: str, notebook: dict) -> TutorialSummary:
-    repo = explorer(request).repo_url.removeprefix("https://github.com/")
+    url = colab_url(name, explorer(request).repo_url) if explorer(request).repo_url else None
     return TutorialSummary(
         name=name,
         title=_title(notebook, name),
-        colab_url=f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb",
+        colab_url=url,
+        repository_note="" if url else NO_PUBLIC_COPY,
     )
 
 

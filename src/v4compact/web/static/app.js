@@ -29,7 +29,25 @@ function svg(tag, attrs = {}) {
   return node;
 }
 function explain(...text) { return el("p", { class: "explain" }, ...text); }
+// Replace the view's content; absent parts (null, undefined, false) are left out.
+function show(...nodes) { view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false)); }
 function fmt(x, digits = 2) { return x === null || x === undefined || Number.isNaN(x) ? "n/a" : Number(x).toFixed(digits); }
+// Two numbers with as many decimals as it takes to tell them apart (2 to 6).
+function fmtPair(a, b) {
+  let digits = 2;
+  while (digits < 6 && fmt(a, digits) === fmt(b, digits)) digits++;
+  return [fmt(a, digits), fmt(b, digits)];
+}
+// A change with its sign and two significant digits ("+0.0031", "-1.2e-7").
+function fmtChange(delta) {
+  const text = String(Number(Math.abs(delta).toPrecision(2)));
+  return (delta < 0 ? "\u2212" : "+") + text;
+}
+// Units of every compact-model output and of recorded responses (SYSTEM.md sections 4, 9).
+const MODEL_UNITS = "z-scored units";
+const SPIKE_UNITS = "spikes per 100 ms";
+const Z_UNITS_EXPLAINED = "Model outputs are in z-scored units, not spikes: 0 is about the neuron's " +
+  "average response to natural photos and 1 is one standard deviation above it.";
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -45,6 +63,40 @@ async function api(path, options = {}) {
 }
 function showError(container, error) {
   container.append(el("p", { class: "error", role: "alert", text: `Problem: ${error.message}` }));
+}
+
+// Read a server-sent-event stream with fetch: calls handlers[event](data) for each event and
+// resolves to true once a "done" or "error" event arrived (false if the stream just ended).
+// A non-2xx answer rejects with the server's one-line message.
+async function readEvents(url, handlers, signal) {
+  const response = await fetch(url, { signal, headers: { accept: "text/event-stream" } });
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try { const body = await response.json(); if (body && body.detail) detail = body.detail; } catch (_) { /* keep */ }
+    throw new Error(detail);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return false;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (!data.length) continue; // a keep-alive comment
+      if (handlers[event]) handlers[event](JSON.parse(data.join("\n")));
+      if (event === "done" || event === "error") { reader.cancel().catch(() => {}); return true; }
+    }
+  }
 }
 
 // ---------- router ----------
@@ -111,6 +163,8 @@ async function gallery(params) {
     sort: params.get("sort") || "performance",
   };
   const built = cards.filter((c) => c.built).length;
+  const disabled = cards.filter((c) => c.health !== "ok");
+  const monkeys = ["no", "one", "two", "three", "four", "five"][animals.length] || String(animals.length);
   const grid = el("div", { class: "cards", id: "gallery-cards" });
   const count = el("span", { class: "muted", id: "gallery-count" });
   const selectSession = el("select", { id: "filter-session" },
@@ -155,23 +209,27 @@ async function gallery(params) {
   }
   for (const input of [selectSession, selectAnimal, minR2, maxFilters, sort]) input.addEventListener("input", render);
 
-  view.replaceChildren(
-    el("h1", { text: "219 neurons from a monkey's visual cortex" }),
+  show(
+    el("h1", { text: `${cards.length} neurons from the visual cortex of ${monkeys} monkeys` }),
     el("p", { class: "lead" },
       "Each card is one nerve cell (neuron) recorded in area V4, a part of the brain that helps " +
-      "recognise shapes, colours and textures. For every neuron, scientists trained a small " +
-      "artificial neural network (a \"compact model\") that predicts how strongly the neuron fires " +
-      "for any picture. The picture on each card was invented by the model: it is an image the " +
-      "neuron should like a lot."),
+      `recognise shapes, colours and textures. The recordings come from ${monkeys} monkeys (${animals.join(", ")}). ` +
+      "For every neuron, scientists trained a small artificial neural network (a \"compact model\") " +
+      "that predicts how strongly the neuron fires for any picture. The picture on each card was " +
+      "invented by the model: it is an image the neuron should like a lot."),
     explain("How to read a card: ", el("b", { text: "R²" }),
       " says how well the model predicts the real neuron on pictures it never saw during training " +
       "(0 = not at all, 1 = perfectly; \"raw R²\" is the squared correlation with the measured " +
       "responses averaged over repeats, which trial-to-trial noise keeps below 1 even for a " +
       "perfect model). ", el("b", { text: "Filters" }),
       " is the size of the model: how many small pattern detectors it uses in each of its 5 layers."),
+    disabled.length ? el("p", { class: "error", id: "gallery-disabled", role: "alert" },
+      `${disabled.length} ${disabled.length === 1 ? "neuron is" : "neurons are"} switched off because ` +
+      `${disabled.length === 1 ? "its model file is" : "their model files are"} missing or damaged: ` +
+      disabled.map((c) => c.neuron_id).join(", ") + ". Their cards say how to fetch the files again.") : null,
     built < cards.length ? el("p", { class: "note" },
-      `${built} of ${cards.length} neurons have precomputed pictures and scores; run ` +
-      "\"v4compact site build\" to compute the others.") : null,
+      `${built} of ${cards.length} neurons have pictures and scores on this server; the others show ` +
+      "\"no picture yet\".") : null,
     el("div", { class: "filters" },
       el("label", {}, "Session", selectSession),
       el("label", {}, "Monkey", selectAnimal),
@@ -183,42 +241,54 @@ async function gallery(params) {
   render();
 }
 
+// Short names of the evaluation's metrics, for badges (the long label comes with each score).
+const METRIC_SYMBOLS = { raw_r2: "raw R²", r2_er: "r2_ER", split_half_r2: "split-half R²" };
+function metricSymbol(heldout) { return METRIC_SYMBOLS[heldout.metric] || heldout.metric; }
+
 function card(c) {
+  const ok = c.health === "ok";
   const image = c.preferred_url
     ? el("img", { src: c.preferred_url, alt: `image preferred by neuron ${c.neuron_id}`, loading: "lazy" })
     : el("div", { class: "noimg", text: "no picture yet" });
-  return el("a", { class: "card", href: `#/neuron/${c.neuron_id}`, "data-neuron": c.neuron_id },
+  return el("a", { class: "card" + (ok ? "" : " disabled"), href: `#/neuron/${c.neuron_id}`,
+    "data-neuron": c.neuron_id, "data-health": c.health, title: ok ? null : c.problem },
     image,
     el("div", { class: "title", text: `Neuron ${c.neuron_id}` }),
     el("div", { class: "meta" }, `monkey ${c.animal} · `,
-      el("span", { class: "badge", text: c.heldout ? `${c.heldout.metric.replace("R^2", "R²")} ${fmt(c.heldout.value)}` : "R² n/a" })),
-    el("div", { class: "meta", text: c.num_filters ? `filters ${c.num_filters.join("·")}` : "" }));
+      el("span", { class: "badge", title: c.heldout ? c.heldout.label : null,
+        text: c.heldout ? `${metricSymbol(c.heldout)} ${fmt(c.heldout.value)}` : "R² n/a" })),
+    el("div", { class: "meta", text: c.num_filters ? `filters ${c.num_filters.join("·")}` : "" }),
+    ok ? null : el("div", { class: "problem", text: `Switched off: model file ${c.health}. ${c.problem}` }));
 }
 
 // ---------- Neuron page ----------
-function scatterPlot(measured, predicted, after = null, title = "") {
-  const W = 380, H = 320, pad = 44;
-  const all = predicted.concat(after || []);
-  const [mx0, mx1] = [Math.min(...measured), Math.max(...measured)];
-  const [py0, py1] = [Math.min(...all), Math.max(...all)];
-  const sx = (v) => pad + ((v - mx0) / (mx1 - mx0 || 1)) * (W - pad - 10);
-  const sy = (v) => H - pad - ((v - py0) / (py1 - py0 || 1)) * (H - pad - 10);
-  const root = svg("svg", { width: W, height: H, class: "scatter", role: "img", "aria-label": title });
+// A scatter of x against one or two y series; scales to its container (viewBox), so it
+// never overflows a phone screen. `identity` draws y = x (same units on both axes).
+function scatterPlot({ x, y, y2 = null, xLabel, yLabel, title = "", identity = false }) {
+  const W = 380, H = 320, pad = 46;
+  const ys = y.concat(y2 || []);
+  let [x0, x1] = [Math.min(...x), Math.max(...x)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (identity) { x0 = y0 = Math.min(x0, y0); x1 = y1 = Math.max(x1, y1); }
+  const sx = (v) => pad + ((v - x0) / (x1 - x0 || 1)) * (W - pad - 10);
+  const sy = (v) => H - pad - ((v - y0) / (y1 - y0 || 1)) * (H - pad - 10);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "scatter", role: "img", "aria-label": title });
   root.append(svg("line", { x1: pad, y1: H - pad, x2: W - 5, y2: H - pad, class: "axis" }));
   root.append(svg("line", { x1: pad, y1: 5, x2: pad, y2: H - pad, class: "axis" }));
-  const label = (x, y, text, rotate = false) => {
-    const t = svg("text", { x, y, "text-anchor": "middle" });
-    if (rotate) t.setAttribute("transform", `rotate(-90 ${x} ${y})`);
+  if (identity) root.append(svg("line", { x1: sx(x0), y1: sy(y0), x2: sx(x1), y2: sy(y1), class: "identity" }));
+  const label = (lx, ly, text, rotate = false) => {
+    const t = svg("text", { x: lx, y: ly, "text-anchor": "middle" });
+    if (rotate) t.setAttribute("transform", `rotate(-90 ${lx} ${ly})`);
     t.textContent = text;
     root.append(t);
   };
-  label((W + pad) / 2, H - 8, "measured response (spikes per 100 ms)");
-  label(12, (H - pad) / 2, "model prediction", true);
-  label(pad, H - pad + 14, fmt(mx0, 1)); label(W - 15, H - pad + 14, fmt(mx1, 1));
-  label(pad - 14, H - pad, fmt(py0, 1)); label(pad - 14, 14, fmt(py1, 1));
-  for (let i = 0; i < measured.length; i++) {
-    root.append(svg("circle", { cx: sx(measured[i]), cy: sy(predicted[i]), r: 2.6, class: "pt" }));
-    if (after) root.append(svg("circle", { cx: sx(measured[i]), cy: sy(after[i]), r: 2.6, class: "pt after" }));
+  label((W + pad) / 2, H - 8, xLabel);
+  label(12, (H - pad) / 2, yLabel, true);
+  label(pad, H - pad + 14, fmt(x0, 1)); label(W - 15, H - pad + 14, fmt(x1, 1));
+  label(pad - 16, H - pad, fmt(y0, 1)); label(pad - 16, 14, fmt(y1, 1));
+  for (let i = 0; i < x.length; i++) {
+    root.append(svg("circle", { cx: sx(x[i]), cy: sy(y[i]), r: 2.6, class: "pt" }));
+    if (y2) root.append(svg("circle", { cx: sx(x[i]), cy: sy(y2[i]), r: 2.6, class: "pt after" }));
   }
   return root;
 }
@@ -274,6 +344,24 @@ function drawHeat(canvas, map) {
   ctx.putImageData(data, 0, 0);
 }
 
+// "raw R² goes from 0.4512 to 0.4498 (−0.0014); predictions change by ..." for an ablation.
+function ablationSentence(r) {
+  const [before, after] = fmtPair(r.before, r.after);
+  const score = r.after === r.before
+    ? `${r.metric}: stays at ${before}`
+    : `${r.metric}: goes from ${before} to ${after} (change ${fmtChange(r.after - r.before)})`;
+  if (r.mean_abs_change === 0) return `${score}; the predictions do not change at all.`;
+  const z = `${Number(r.mean_abs_change.toPrecision(2))} ${MODEL_UNITS}`;
+  if (r.predicted_before_spikes && r.predicted_after_spikes) {
+    const n = r.predicted_before_spikes.length;
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += Math.abs(r.predicted_after_spikes[i] - r.predicted_before_spikes[i]);
+    return `${score}. The predicted responses change by ${Number((sum / n).toPrecision(2))} ${SPIKE_UNITS} ` +
+      `on average (${z}).`;
+  }
+  return `${score}. The model's outputs change by ${z} on average.`;
+}
+
 async function neuronPage(params, sid, idx) {
   const id = `${sid}/${idx}`;
   const base = `/api/neurons/${sid}/${idx}`;
@@ -287,25 +375,40 @@ async function neuronPage(params, sid, idx) {
   page.push(el("p", {},
     el("a", { class: "button", href: `#/synthesize?neurons=${id}` , text: "Invent new images for this neuron" }), " ",
     el("a", { class: "button secondary", href: `#/session/${detail.session_id}`, text: "See the recording session" })));
-  if (detail.build_hint) page.push(el("p", { class: "note", text: `Note for whoever runs this site: ${detail.build_hint}` }));
+  if (detail.health !== "ok") {
+    page.push(el("p", { class: "error", role: "alert", id: "neuron-health" },
+      `This neuron is switched off: its model file is ${detail.health}. ${detail.problem}`));
+  }
+  if (detail.build_hint) page.push(el("p", { class: "note", id: "build-hint", text: detail.build_hint }));
 
   // performance
   const perf = el("section", { class: "panel", id: "performance" });
   perf.append(el("h2", { text: "Does the model predict the real neuron?" }));
-  const scatterBox = el("div", { id: "scatter" });
-  const ablationBox = el("div", { id: "ablation-result" });
-  if (detail.heldout && detail.heldout_points) {
+  const scatterBox = el("div", { id: "scatter", class: "chart" });
+  const points = detail.heldout_points;
+  const calibrated = Boolean(detail.calibration && points && points.predicted_spikes);
+  if (detail.heldout && points) {
+    const h = detail.heldout;
     perf.append(explain(
-      `Each dot is one picture the model never saw while it was being trained (${detail.heldout.num_images} pictures). ` +
-      "Left-right: how strongly the real neuron fired. Up-down: what the model predicted. " +
-      "Dots close to a rising line mean good predictions."));
-    perf.append(el("p", {}, el("b", { text: `${detail.heldout.metric.replace("R^2", "R²")} = ${fmt(detail.heldout.value)}` }),
-      el("span", { class: "muted", text: ` (${detail.heldout.note})` })));
-    scatterBox.append(scatterPlot(detail.heldout_points.measured, detail.heldout_points.predicted, null, "measured vs predicted"));
+      `Each dot is one picture the model never saw while it was being trained (${points.measured.length} pictures). ` +
+      `Left-right: how strongly the real neuron fired (${SPIKE_UNITS}, averaged over repeats). ` +
+      (calibrated
+        ? `Up-down: the model's prediction, turned into ${SPIKE_UNITS} by a straight-line calibration fitted on the ` +
+          "other half of the session's pictures. Dots near the grey diagonal are good predictions."
+        : `Up-down: the model's output (${MODEL_UNITS}). Dots close to a rising line mean good predictions.`)));
+    perf.append(el("p", { id: "score" }, el("b", { text: `${metricSymbol(h)} = ${fmt(h.value)}` }),
+      h.ci_low !== null && h.ci_high !== null ? ` (95% interval ${fmt(h.ci_low)} to ${fmt(h.ci_high)})` : "",
+      el("span", { class: "muted", text: ` · ${h.label}, on ${h.num_images} held-out pictures. Same number as ` }),
+      el("code", { text: `v4compact evaluate ${h.model_id} --sessions ${detail.session_id}` })));
+    scatterBox.append(scatterPlot({
+      x: points.measured, y: calibrated ? points.predicted_spikes : points.predicted,
+      xLabel: `measured (${SPIKE_UNITS})`,
+      yLabel: calibrated ? `predicted (${SPIKE_UNITS})` : `model output (${MODEL_UNITS})`,
+      title: "measured vs predicted", identity: calibrated }));
   } else {
-    perf.append(el("p", { class: "note", text: detail.heldout_note || "No held-out images for this neuron in this data copy." }));
+    perf.append(el("p", { class: "note", text: "No score here: this server has no held-out photos for this neuron." }));
   }
-  perf.append(el("div", { class: "row" }, scatterBox, ablationBox));
+  perf.append(scatterBox);
   page.push(perf);
 
   // natural images
@@ -313,7 +416,9 @@ async function neuronPage(params, sid, idx) {
     const nat = el("section", { class: "panel", id: "natural" });
     nat.append(el("h2", { text: "Real photos this neuron likes and dislikes" }));
     nat.append(explain("These are photos the monkey actually saw. \"Measured\" rows are ranked by the real neuron's " +
-      "firing; \"predicted\" rows are ranked by the model. If the model is good, the rows look alike."));
+      "firing; \"predicted\" rows are ranked by the model. If the model is good, the rows look alike. " +
+      `Under each photo: the measured and the predicted response, both in ${SPIKE_UNITS}` +
+      (calibrated ? " (the prediction calibrated as in the scatter above)." : ".")));
     const rows = [["top_measured", "Strongest measured response"], ["top_predicted", "Strongest predicted response"],
       ["bottom_measured", "Weakest measured response"], ["bottom_predicted", "Weakest predicted response"]];
     for (const [key, title] of rows) {
@@ -321,7 +426,9 @@ async function neuronPage(params, sid, idx) {
       nat.append(imageStrip(detail.natural[key].map((item) => ({
         src: `/api/sessions/${detail.session_id}/images/${item.image}.png`,
         alt: `photo ${item.image}`,
-        caption: `meas ${fmt(item.measured, 1)} · pred ${fmt(item.predicted, 1)}`,
+        caption: item.predicted_spikes === null || item.predicted_spikes === undefined
+          ? `measured ${fmt(item.measured, 1)} spikes · model ${fmt(item.predicted, 2)} z`
+          : `measured ${fmt(item.measured, 1)} · predicted ${fmt(item.predicted_spikes, 1)}`,
       }))));
     }
     page.push(nat);
@@ -332,10 +439,10 @@ async function neuronPage(params, sid, idx) {
   pref.append(el("h2", { text: "Pictures invented to excite this neuron" }));
   pref.append(explain("Starting from random noise, the computer changed the pixels step by step to make the model's " +
     "response as big as possible. Each picture started from different noise (a different \"seed\"). " +
-    "The number is the model's response to the finished picture."));
+    `The number is the model's output for the finished picture, in ${MODEL_UNITS}. ${Z_UNITS_EXPLAINED}`));
   if (detail.preferred && detail.preferred.length) {
     pref.append(imageStrip(detail.preferred.map((p) => ({
-      src: p.url, alt: `preferred image, seed ${p.seed}`, caption: `start ${p.seed} · response ${fmt(p.response, 1)}`,
+      src: p.url, alt: `preferred image, seed ${p.seed}`, caption: `start ${p.seed} · output ${fmt(p.response, 1)} z`,
     }))));
     if (detail.settings) pref.append(el("p", { class: "muted", text:
       `Made with the "${detail.settings.preset}" recipe, ${detail.settings.steps} steps.` }));
@@ -353,6 +460,10 @@ async function neuronPage(params, sid, idx) {
     "and what happens to the predictions if we switch it off."));
   page.push(net);
   view.replaceChildren(...page);
+  if (detail.health !== "ok") {
+    net.append(el("p", { class: "note", text: "The network cannot be drawn while the model file is " + detail.health + "." }));
+    return;
+  }
 
   let network;
   try {
@@ -392,17 +503,25 @@ async function neuronPage(params, sid, idx) {
       filterPanel.append(el("p", { class: "muted", text: "Choose the picture:" }), imagePicker, mapBox);
     }
     const status = el("p", { class: "muted", text: "Switching the filter off and recomputing the predictions..." });
-    filterPanel.append(status);
+    const ablationBox = el("div", { id: "ablation-result", class: "chart" });
+    filterPanel.append(status, ablationBox);
     try {
       const result = await api(`${base}/ablation?layer=${layer}&filter=${index}`);
-      status.replaceChildren(el("b", { text: `With ${layer} filter ${index} switched off: ` }),
-        `${result.metric.replace("R^2", "R²")} goes from ${fmt(result.before)} to ${fmt(result.after)}; predictions change by ` +
-        `${fmt(result.mean_abs_change, 3)} on average.`);
+      if (chosenFilter.layer !== layer || chosenFilter.index !== index) return; // another click won
+      status.replaceChildren(el("b", { text: `With ${layer} filter ${index} switched off: ` }), ablationSentence(result));
       status.className = "ablation-text";
       for (const k of net.querySelectorAll(".kernel")) k.classList.toggle("ablated", k.dataset.layer === layer && Number(k.dataset.index) === index);
-      if (detail.heldout_points && result.measured.length) {
-        scatterBox.replaceChildren(scatterPlot(result.measured, result.predicted_before, result.predicted_after, "ablation"));
-        ablationBox.replaceChildren(el("p", { class: "legend" }, "blue: full model · red: with ",
+      if (result.measured.length) {
+        // drawn here, next to the filter that was clicked
+        const spikes = Boolean(result.predicted_before_spikes && result.predicted_after_spikes);
+        ablationBox.replaceChildren(scatterPlot({
+          x: result.measured,
+          y: spikes ? result.predicted_before_spikes : result.predicted_before,
+          y2: spikes ? result.predicted_after_spikes : result.predicted_after,
+          xLabel: `measured (${SPIKE_UNITS})`,
+          yLabel: spikes ? `predicted (${SPIKE_UNITS})` : `model output (${MODEL_UNITS})`,
+          title: `predictions with and without ${layer} filter ${index}`, identity: spikes }),
+        el("p", { class: "legend" }, "blue: full model · red: with ",
           el("b", { text: `${layer} filter ${index}` }), " switched off"));
       }
     } catch (error) { status.replaceChildren(); showError(status, error); }
@@ -455,8 +574,8 @@ async function synthesizePage(params) {
   const results = el("div", { id: "syn-results" });
   const syncFields = () => filterFields.classList.toggle("hidden", objective.value !== "filter");
   objective.addEventListener("input", syncFields); syncFields();
-  let source = null;
-  const close = () => { if (source) { source.close(); source = null; } start.disabled = false; stop.disabled = true; };
+  let running = null; // the AbortController of the stream being read
+  const close = () => { if (running) { running.abort(); running = null; } start.disabled = false; stop.disabled = true; };
   cleanup.push(close);
   stop.addEventListener("click", () => { close(); status.textContent = "Stopped."; });
 
@@ -478,39 +597,44 @@ async function synthesizePage(params) {
     bar.firstChild.style.width = "0%";
     status.textContent = "Waiting for a free worker...";
     start.disabled = true; stop.disabled = false;
-    source = new EventSource("/api/synthesize/stream?" + query);
-    source.addEventListener("start", () => { status.textContent = "Started: the picture changes as the computer improves it."; });
-    source.addEventListener("progress", (event) => {
-      const data = JSON.parse(event.data);
-      bar.firstChild.style.width = `${Math.round((100 * data.step) / data.steps)}%`;
-      status.textContent = `Step ${data.step} of ${data.steps} · response ${data.scores.map((s) => fmt(s, 1)).join(", ")}`;
-      live.replaceChildren(...data.images.map((src, i) => el("img", { src, alt: `image ${i} at step ${data.step}` })));
-    });
-    source.addEventListener("done", (event) => {
-      const data = JSON.parse(event.data);
-      bar.firstChild.style.width = "100%";
-      status.textContent = "Done! The best picture found is shown below.";
-      const provenance = JSON.stringify(data.provenance, null, 2);
-      const provUrl = URL.createObjectURL(new Blob([provenance], { type: "application/json" }));
-      cleanup.push(() => URL.revokeObjectURL(provUrl));
-      results.replaceChildren(el("h2", { text: "Result" }),
-        el("p", { class: "muted", text: "\"response\" is the model's output for the finished picture: the bigger it is, " +
-          "the more the neuron would fire. Compare it with the responses to real photos on the neuron's page." }),
-        el("div", { class: "strip" }, data.images.map((item) => el("div", { class: "thumb" },
-          el("img", { class: "big result-image", src: item.png, alt: `result for ${item.neuron_id}` }),
-          el("span", { text: `${item.neuron_id} · response ${fmt(item.response, 2)}` }),
-          el("a", { href: item.png, download: `v4_${item.neuron_id.replace("/", "_")}_seed${seed.value}.png`, text: "download PNG" })))),
-        el("p", {}, el("a", { href: provUrl, download: "provenance.json", text: "download provenance (JSON)" }),
-          el("span", { class: "muted", text: " — the settings that made this picture; they are also stored inside the PNG." })),
-        el("details", {}, el("summary", { text: "show provenance" }), el("pre", { class: "output", text: provenance })));
-      close();
-    });
-    source.addEventListener("error", (event) => {
-      let message = "the connection was lost";
-      if (event.data) { try { message = JSON.parse(event.data).detail; } catch (_) { /* keep default */ } }
-      if (source) { status.replaceChildren(el("span", { class: "error", role: "alert", text: `Problem: ${message}` })); }
-      close();
-    });
+    const controller = new AbortController();
+    running = controller;
+    const problem = (message) => {
+      status.replaceChildren(el("span", { class: "error", role: "alert", text: `Problem: ${message}` }));
+    };
+    const handlers = {
+      start() { status.textContent = "Started: the picture changes as the computer improves it."; },
+      progress(data) {
+        bar.firstChild.style.width = `${Math.round((100 * data.step) / data.steps)}%`;
+        status.textContent = `Step ${data.step} of ${data.steps} · model output ` +
+          `${data.scores.map((v) => fmt(v, 1)).join(", ")} (${MODEL_UNITS})`;
+        live.replaceChildren(...data.images.map((src, i) => el("img", { src, alt: `image ${i} at step ${data.step}` })));
+      },
+      done(data) {
+        bar.firstChild.style.width = "100%";
+        status.textContent = "Done! The best picture found is shown below.";
+        const provenance = JSON.stringify(data.provenance, null, 2);
+        const provUrl = URL.createObjectURL(new Blob([provenance], { type: "application/json" }));
+        cleanup.push(() => URL.revokeObjectURL(provUrl));
+        results.replaceChildren(el("h2", { text: "Result" }),
+          el("p", { class: "muted", text: `"output" is the model's output for the finished picture, in ${MODEL_UNITS}: ` +
+            `the bigger it is, the more the neuron would fire. ${Z_UNITS_EXPLAINED}` }),
+          el("div", { class: "strip" }, data.images.map((item) => el("div", { class: "thumb" },
+            el("img", { class: "big result-image", src: item.png, alt: `result for ${item.neuron_id}` }),
+            el("span", { text: `${item.neuron_id} · output ${fmt(item.response, 2)} z` }),
+            el("a", { href: item.png, download: `v4_${item.neuron_id.replace("/", "_")}_seed${seed.value}.png`, text: "download PNG" })))),
+          el("p", {}, el("a", { href: provUrl, download: "provenance.json", text: "download provenance (JSON)" }),
+            el("span", { class: "muted", text: " — the settings that made this picture; they are also stored inside the PNG." })),
+          el("details", {}, el("summary", { text: "show provenance" }), el("pre", { class: "output", text: provenance })));
+      },
+      error(data) { problem(data.detail || "the computation failed"); },
+    };
+    // fetch, not EventSource: a request refused before the stream starts (unknown neuron,
+    // bad settings) is a JSON error whose message EventSource could not read
+    readEvents("/api/synthesize/stream?" + query, handlers, controller.signal)
+      .then((ended) => { if (!ended && running === controller) problem("the connection was lost before the end"); })
+      .catch((error) => { if (error.name !== "AbortError") problem(error.message); })
+      .finally(() => { if (running === controller) { running = null; start.disabled = false; stop.disabled = true; } });
   });
 
   view.replaceChildren(
@@ -530,7 +654,7 @@ async function tryPage() {
   async function send(blob, name = "image.png") {
     const form = new FormData();
     form.append("image", blob, name);
-    status.textContent = "Asking all 219 models...";
+    status.textContent = "Asking every neuron's model...";
     results.replaceChildren();
     try {
       const data = await api("/api/predict", { method: "POST", body: form });
@@ -549,11 +673,16 @@ async function tryPage() {
       return el("a", { class: "bar", href: `#/neuron/${r.neuron_id}`, title: `open neuron ${r.neuron_id}` },
         el("span", { text: r.neuron_id }), el("div", { class: "track" }, fill), el("span", { text: fmt(v, 2) }));
     }));
+    const missing = 219 - data.responses.length;
     results.append(el("h2", { text: "How each neuron would respond" }),
       el("div", { class: "row" },
         el("div", { class: "thumb" }, el("img", { class: "big", src: data.image_png, alt: "what the models saw" }),
           el("span", { text: "what the models see (112×112)" })),
-        el("div", { class: "grow" }, explain(data.note + ". Click a bar to open that neuron."), bars)));
+        el("div", { class: "grow" }, explain(data.note + ". Click a bar to open that neuron."),
+          missing > 0 ? el("p", { class: "note", id: "try-missing", text: `${data.responses.length} neurons answered; ` +
+            `${missing} ${missing === 1 ? "is" : "are"} switched off because ${missing === 1 ? "its model file is" : "their model files are"} ` +
+            "missing or damaged (the gallery marks them)." }) : null,
+          bars)));
   }
 
   const fileInput = el("input", { id: "try-file", type: "file", accept: "image/*" });
@@ -607,7 +736,7 @@ async function tryPage() {
 
   const panes = {
     upload: el("div", {}, el("p", { text: "Choose a photo from your computer (JPEG, PNG, GIF, WebP or BMP, up to 10 MB)." }), fileInput),
-    pick: el("div", {}, el("p", { text: "Or click one of the photos the monkey saw:" }), picks),
+    pick: el("div", {}, el("p", { text: "Or click one of the photos the monkeys saw:" }), picks),
     draw: el("div", {}, el("p", { text: "Or draw something (try stripes, curves or blobs of colour):" }), canvas,
       el("p", {}, "colour ", color, " ", useDrawing, " ", clearButton)),
     webcam: el("div", {}, el("p", { text: "Or use your camera (the picture stays on this computer's server)." }), video,
@@ -624,7 +753,7 @@ async function tryPage() {
   }
   view.replaceChildren(
     el("h1", { text: "Try your own picture" }),
-    el("p", { class: "lead", text: "Show any picture to all 219 neuron models at once and see which neurons " +
+    el("p", { class: "lead", text: "Show any picture to the models of all 219 neurons at once and see which neurons " +
       "would fire the most. The picture is cut to a square and shrunk to 112×112 pixels, the size the monkeys saw." }),
     el("section", { class: "panel" }, tabs, ...Object.values(panes), status), results);
   tabs.firstChild.click();
@@ -646,9 +775,9 @@ async function sessionsPage() {
       "were averaged." }),
     explain("\"Split\" says what the session was used for: training the big model, checking it (validation) or " +
       "testing it. The 219 neurons with compact models come from the four test sessions marked \"models\"."),
-    el("table", { class: "meta", id: "sessions-table" },
+    el("div", { class: "table-scroll" }, el("table", { class: "meta", id: "sessions-table" },
       el("thead", {}, el("tr", {}, ["session", "monkey", "split", "neurons", "images", "repeats", "models", "images here", "image types"]
-        .map((h) => el("th", { text: h })))), body));
+        .map((h) => el("th", { text: h })))), body)));
 }
 
 async function sessionPage(params, sid) {
@@ -715,21 +844,25 @@ function markdown(source) {
 
 async function tutorialsPage() {
   const books = await api("/api/tutorials");
-  view.replaceChildren(
+  show(
     el("h1", { text: "Tutorials" }),
     el("p", { class: "lead", text: "Step-by-step notebooks: load the data, predict a neuron, invent pictures, explore " +
-      "filters and run your own experiment. Read them here, or open them in Google Colab to run the code yourself " +
-      "(free, in the browser)." }),
+      "filters and run your own experiment. Read them here, with the outputs and figures of a real run, or run the " +
+      "code yourself." }),
+    books.length && !books[0].colab_url ? el("p", { class: "note", id: "no-colab", text: books[0].repository_note }) : null,
     books.length ? el("ul", { id: "tutorial-list" }, books.map((b) => el("li", {},
-      el("a", { href: `#/tutorial/${b.name}`, text: b.title }), " · ",
-      el("a", { href: b.colab_url, target: "_blank", rel: "noopener", text: "open in Colab" }))))
+      el("a", { href: `#/tutorial/${b.name}`, text: b.title }),
+      b.colab_url ? [" · ", el("a", { href: b.colab_url, target: "_blank", rel: "noopener", text: "open in Colab" })] : null)))
       : el("p", { class: "note", text: "No tutorial notebooks were found in this installation (they live in the notebooks/ folder of the source code)." }));
 }
 
 async function tutorialPage(params, name) {
   const book = await api(`/api/tutorials/${name}`);
   const items = [el("p", {}, el("a", { href: "#/tutorials", text: "← all tutorials" })),
-    el("p", {}, el("a", { class: "button", href: book.colab_url, target: "_blank", rel: "noopener", text: "Open in Colab" }))];
+    // without a public copy the notebook's own first cell says so
+    book.colab_url
+      ? el("p", {}, el("a", { class: "button", href: book.colab_url, target: "_blank", rel: "noopener", text: "Open in Colab" }))
+      : null].filter((n) => n !== null);
   for (const cell of book.cells) {
     if (cell.kind === "markdown") items.push(el("div", { class: "nb-cell" }, markdown(cell.source)));
     else {

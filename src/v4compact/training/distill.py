@@ -1,0 +1,603 @@
+"""Distillation: many compact students trained on one teacher in one pass over the images.
+
+The recipe of SYSTEM.md §9 (the ``upstream`` preset): students with 100 filters per layer
+(:data:`~v4compact.models.arch.STUDENT_NUM_FILTERS`, Keras' default initialisation), Adam
+(learning rate 1e-4, betas 0.9 / 0.999, epsilon 1e-7, no clipping, state kept across
+shards), MSE, batch 64, one pass over the corpus, each shard shuffled; after each shard the
+weights are smoothed (:func:`smooth_stack_`), fidelity is measured and a checkpoint saved;
+the last save is the result.
+
+All students of a run are one :class:`~v4compact.models.stack.CompactStack` trained on the
+loss summed over students (exact: each student gets the gradient it would get alone), so
+every image is decoded once and the teacher evaluated once (:class:`TeacherCache`) for all
+of them.
+
+Fidelity after each shard (rank 0): raw R^2 of each student against the teacher on the
+held-out corpus images, and for recorded neurons the held-out raw R^2 on the real
+responses (:func:`v4compact.evaluate`, second half of the session). Rows go to
+``metrics.csv`` and a figure ``fidelity.png`` (z-scored units throughout).
+
+At scale (``torchrun``): each process takes its part of every global batch, batch norm is
+synchronised over processes (:class:`SyncedBatchNorm2d`: PyTorch's ``SyncBatchNorm`` runs on
+GPUs only) and the gradients are summed with one all-reduce per step, so N processes compute
+the same steps as one process at the same global batch (to float rounding; gloo on CPU,
+NCCL on CUDA)::
+
+    torchrun --nproc_per_node=8 -m v4compact distill --teacher ... --out RUN   # one node
+    torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d \\
+        --rdzv_endpoint=HOST:29500 -m v4compact distill ...                  # each node
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import InvalidInputError
+from ..images import IMAGE_SIZE
+from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_num_filters
+from ..models.stack import CompactStack
+from . import runtime as rt
+from .corpus import Augmentation, ImageCorpus, batch_plan, image_loader, rank_part
+from .teachers import Teacher, TeacherCache
+
+__all__ = [
+    "PRESETS",
+    "DistillConfig",
+    "SyncedBatchNorm2d",
+    "TrainingStats",
+    "distill",
+    "fidelity",
+    "holdout_set",
+    "load_stack",
+    "process_device",
+    "smooth_stack_",
+    "stack_state",
+    "train_stack",
+]
+
+#: Smoothing of SYSTEM.md §9: Gaussian s.d. (taps) and scipy mode.
+SMOOTHING_MODE = "reflect"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+FIGURE = "fidelity.png"
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Settings of a distillation (or retraining) pass; :data:`PRESETS` names sets of them.
+
+    Attributes:
+        preset: the name of the preset these settings started from.
+        num_filters: filters per layer of each student (100 each upstream).
+        batch_size: global batch (all processes together).
+        learning_rate, betas, adam_eps: Adam's settings (SYSTEM.md §9).
+        smoothing_sigma: Gaussian smoothing after each shard (0: none).
+        passes: passes over the corpus (1 upstream, where the corpus has 12M images).
+        holdout_images: corpus images set aside for fidelity and pruning statistics.
+        augment: random flips and shifts (:class:`~v4compact.training.corpus.Augmentation`);
+            the teacher then runs on every augmented image (no cache).
+        seed: seeds the students (student k: ``seed + k``), the shuffles and the hold-out.
+        num_workers: image-decoding processes of the data loader.
+        eval_every: measure fidelity after every this many shards (and after the last).
+        mixed_precision: bfloat16 autocast on CUDA.
+        exclude_heldout: leave out the held-out halves of test sessions' zips.
+    """
+
+    preset: str = "upstream"
+    num_filters: tuple[int, ...] = STUDENT_NUM_FILTERS
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-7
+    smoothing_sigma: float = 0.5
+    passes: int = 1
+    holdout_images: int = 5000
+    augment: bool = False
+    seed: int = 0
+    num_workers: int = 2
+    eval_every: int = 1
+    mixed_precision: bool = False
+    exclude_heldout: bool = True
+
+    def check(self) -> DistillConfig:
+        """Validate; returns self. Raises InvalidInputError naming the bad setting."""
+        check_num_filters(self.num_filters)
+        for name in ("batch_size", "passes", "eval_every"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidInputError(f"{name} must be a positive integer, got "
+                                        f"{getattr(self, name)!r}")
+        if self.learning_rate <= 0 or self.smoothing_sigma < 0 or self.holdout_images < 0 \
+                or self.num_workers < 0:
+            raise InvalidInputError("learning_rate must be > 0 and smoothing_sigma, "
+                                    "holdout_images, num_workers >= 0")
+        return self
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DistillConfig:
+        """Settings from :meth:`to_dict` (lists back to tuples)."""
+        values = dict(values)
+        for name in ("num_filters", "betas"):
+            if name in values:
+                values[name] = tuple(values[name])
+        unknown = set(values) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise InvalidInputError(f"unknown distillation settings {sorted(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def preset_named(cls, name: str, **overrides) -> DistillConfig:
+        """A preset of :data:`PRESETS` with some settings replaced."""
+        if name not in PRESETS:
+            raise InvalidInputError(f"unknown preset {name!r}; choose one of "
+                                    f"{', '.join(PRESETS)}")
+        return replace(PRESETS[name], **overrides).check()
+
+
+#: ``upstream``: SYSTEM.md §9 as published (one pass over a 12M-image corpus).
+#: ``small-corpus``: the same recipe for corpora of thousands of images (the release's
+#: session zips): several passes, 1,000 held-out images, smoothing after every shard.
+PRESETS: dict[str, DistillConfig] = {
+    "upstream": DistillConfig(),
+    "small-corpus": DistillConfig(preset="small-corpus", passes=8, holdout_images=1000),
+}
+
+
+# -- smoothing --------------------------------------------------------------------------------
+def smooth_stack_(stack: CompactStack, sigma: float = 0.5) -> CompactStack:
+    """Smooth the weights in place as upstream does after each shard (SYSTEM.md §9).
+
+    A Gaussian of s.d. ``sigma`` (scipy ``gaussian_filter``, mode "reflect", taps
+    ~0.0003/0.1065/0.7866/0.1065/0.0003 for 0.5) over the two spatial axes of the depthwise
+    kernels of layers 1-4 and of each readout reshaped to ``(28, 28, K4)``; layer 0 is not
+    smoothed. Every channel is smoothed on its own, so padded or pruned channels stay zero.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if sigma <= 0:
+        return stack
+    with torch.no_grad():
+        for layer in range(1, NUM_LAYERS):
+            weight = getattr(stack.core, f"layer{layer}").depthwise.weight  # (C, 1, 5, 5)
+            _smooth_(weight, (0, 0, sigma, sigma), gaussian_filter)
+        readout = stack.readout_weight.view(stack.num_models, READOUT_SIZE, READOUT_SIZE, -1)
+        _smooth_(readout, (0, sigma, sigma, 0), gaussian_filter)
+    return stack
+
+
+def _smooth_(tensor: torch.Tensor, sigmas: tuple, gaussian_filter) -> None:
+    values = tensor.detach().double().cpu().numpy()
+    smoothed = gaussian_filter(values, sigma=sigmas, mode=SMOOTHING_MODE)
+    tensor.copy_(torch.from_numpy(smoothed).to(tensor.device, tensor.dtype))
+
+
+# -- synchronised batch norm ------------------------------------------------------------------
+class SyncedBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm whose training statistics cover the batch of every process.
+
+    In training mode the per-channel mean and (biased) variance are computed over the
+    images of all processes with differentiable all-reduces, the moving averages are
+    updated as PyTorch does (unbiased variance, ``momentum``), so a step of N processes
+    equals a step of one process on the whole batch. In eval mode, and without a process
+    group, it is :class:`torch.nn.BatchNorm2d`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not (dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        local = x.new_tensor([x.shape[0] * x.shape[2] * x.shape[3]])
+        sums = all_reduce(torch.cat([x.sum((0, 2, 3)), local]))
+        count = sums[-1]
+        mean = sums[:-1] / count
+        centred = x - mean[None, :, None, None]
+        var = all_reduce(centred.pow(2).sum((0, 2, 3))) / count
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            unbiased = var * count / (count - 1).clamp(min=1)
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(unbiased.detach(), self.momentum)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _synchronise_batch_norms(module: nn.Module) -> None:
+    """Replace every ``BatchNorm2d`` of ``module`` by a :class:`SyncedBatchNorm2d` (same state)."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.BatchNorm2d:
+                synced = SyncedBatchNorm2d(child.num_features, child.eps, child.momentum)
+                synced.load_state_dict(child.state_dict())
+                setattr(parent, name, synced.to(child.weight.device).train(child.training))
+
+
+def _all_reduce_gradients(parameters: list[nn.Parameter]) -> None:
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in parameters]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    for grad, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        grad.copy_(reduced)
+
+
+# -- saving stacks ----------------------------------------------------------------------------
+def stack_state(stack: CompactStack) -> dict:
+    """Everything that rebuilds a stack: its shape, names and state dict (CPU tensors)."""
+    return {"num_models": stack.num_models, "widths": list(stack.widths),
+            "bn_eps": stack.bn_eps, "relu": stack.relu, "masks": stack.mask0 is not None,
+            "neuron_ids": list(stack.neuron_ids), "model_ids": list(stack.model_ids),
+            "state_dict": {k: v.detach().cpu() for k, v in stack.state_dict().items()}}
+
+
+def load_stack(state: dict, device="cpu") -> CompactStack:
+    """The stack saved by :func:`stack_state`, in training mode."""
+    stack = CompactStack(state["num_models"], state["widths"], state["bn_eps"], state["relu"],
+                         state["masks"])
+    stack.load_state_dict(state["state_dict"])
+    stack.neuron_ids = list(state["neuron_ids"])
+    stack.model_ids = list(state["model_ids"])
+    return stack.to(device).train()
+
+
+# -- the training loop ------------------------------------------------------------------------
+@dataclass
+class TrainingStats:
+    """What a training pass measured (seconds are wall-clock on this process).
+
+    Attributes:
+        images: images trained on by this process (each seen by every student).
+        steps: optimizer steps.
+        decode_seconds: waiting for the data loader (reading and decoding).
+        teacher_seconds: computing teacher responses (cache misses only).
+        student_seconds: forward, backward and optimizer steps of the stack.
+        other_seconds: smoothing, fidelity, checkpoints.
+        fidelity: per neuron, the last fidelity row (see ``metrics.csv``).
+    """
+
+    images: int = 0
+    steps: int = 0
+    decode_seconds: float = 0.0
+    teacher_seconds: float = 0.0
+    student_seconds: float = 0.0
+    other_seconds: float = 0.0
+    fidelity: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready values."""
+        return asdict(self)
+
+
+def _to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    from ..models.inputs import to_model_input
+
+    pixels = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return to_model_input(pixels)
+
+
+def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
+                holdout: ImageCorpus, config: DistillConfig, folder: str | os.PathLike,
+                cache_dir: str | os.PathLike, *, resume: bool = False,
+                runtime: rt.Runtime | None = None, data_dir=None,
+                title: str = "distillation",
+                stop_after_shards: int | None = None) -> tuple[CompactStack, TrainingStats]:
+    """Train a stack of students on a teacher: the loop of SYSTEM.md §9.
+
+    Args:
+        stack: students (column k learns the teacher's column k); trained in place.
+        teacher: the :class:`~v4compact.training.teachers.Teacher`.
+        train: images to train on; each shard is shuffled per pass.
+        holdout: images for fidelity (not trained on).
+        config: the settings (a fresh Adam is made here: retraining after pruning gets its
+            own, as upstream).
+        folder: where ``checkpoint.pt``, ``metrics.csv`` and ``fidelity.png`` go.
+        cache_dir: the teacher cache's root.
+        resume: continue from ``folder/checkpoint.pt`` (exactly where it stopped).
+        runtime: the process's :class:`~v4compact.training.runtime.Runtime` (default:
+            single process on the stack's device).
+        data_dir: data directory (held-out responses of recorded neurons).
+        title: the figure's title.
+        stop_after_shards: stop (after its checkpoint) once this many shards are done in
+            this call, e.g. to fit a job into a time limit; ``resume=True`` continues.
+
+    Returns:
+        ``(stack, stats)``: the trained stack (the state of the last checkpoint) and what
+        this process measured.
+    """
+    folder = Path(folder)
+    runtime = runtime or rt.Runtime(device=next(stack.parameters()).device)
+    device = runtime.device
+    if len(stack.neuron_ids) != len(teacher.neuron_ids):
+        raise InvalidInputError(f"{stack.num_models} students for {len(teacher.neuron_ids)} "
+                                "teacher columns; give one student per neuron")
+    stack.to(device).train()
+    if runtime.distributed:
+        _synchronise_batch_norms(stack)
+    parameters = list(stack.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, betas=config.betas,
+                                 eps=config.adam_eps)
+    cache = TeacherCache(cache_dir, teacher)
+    cache.prepare(train.shards, runtime.is_main)
+    rt.barrier(runtime)
+    position, step, rows = (0, 0), 0, None
+    if resume and (folder / CHECKPOINT).is_file():
+        saved = rt.load_checkpoint(folder / CHECKPOINT, map_location=device)
+        stack.load_state_dict(saved["stack"]["state_dict"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rt.set_rng_state(saved["rng"])
+        position, step, rows = tuple(saved["position"]), saved["step"], saved["metrics_rows"]
+    log = rt.MetricsLog(folder / METRICS, enabled=runtime.is_main, keep_rows=rows)
+    held_images, held_targets = holdout_set(holdout, cache) if runtime.is_main \
+        else (None, None)
+    augmentation = Augmentation(seed=config.seed) if config.augment else None
+    stats = TrainingStats()
+    shards = list(range(len(train.shards)))
+    units = [(p, s) for p in range(config.passes) for s in shards]
+    todo = units[units.index(position):] if position in units else []
+    todo = todo[:stop_after_shards] if stop_after_shards is not None else todo
+    bar = rt.progress(total=sum(len(train.indices[s]) for _, s in todo), runtime=runtime,
+                      desc=title, unit="img")
+    for pass_index, shard_index in todo:
+        shard = train.shards[shard_index]
+        plan = batch_plan(train, shard_index, pass_index, config.batch_size, config.seed)
+        parts = [(shard_index, rank_part(b, runtime.rank, runtime.world_size)) for b in plan]
+        loader = iter(image_loader(train, parts, pass_index, config.num_workers, augmentation))
+        shard_loss = torch.zeros(stack.num_models, dtype=torch.float64)
+        for batch, part in zip(plan, parts, strict=True):
+            start = time.perf_counter()
+            if len(part[1]):
+                images, _, indices = next(loader)
+            else:  # this rank has no image in a small last batch: it still joins the sums
+                images = torch.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=torch.uint8)
+                indices = torch.zeros(0, dtype=torch.int64)
+            stats.decode_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            if augmentation is None:
+                targets = cache.responses(shard, indices.numpy(), images.numpy())
+            else:
+                targets = teacher(images.numpy()) if len(images) else \
+                    np.zeros((0, len(teacher.neuron_ids)), dtype=np.float32)
+            stats.teacher_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            loss_sum = _step(stack, optimizer, parameters, images, targets, len(batch),
+                             device, config.mixed_precision, runtime)
+            shard_loss += loss_sum
+            stats.student_seconds += time.perf_counter() - start
+            stats.images += len(images)
+            stats.steps += 1
+            step += 1
+            bar.update(len(batch))
+        start = time.perf_counter()
+        smooth_stack_(stack, config.smoothing_sigma)
+        position = _next(units, (pass_index, shard_index))
+        last = position is None
+        if runtime.distributed:
+            dist.all_reduce(shard_loss)
+        mean_loss = (shard_loss / len(train.indices[shard_index])).tolist()
+        if runtime.is_main and (last or (units.index((pass_index, shard_index)) + 1)
+                                % config.eval_every == 0):
+            scores = fidelity(stack, held_images, held_targets, data_dir)
+            images_seen = sum(len(train.indices[s]) for _, s in
+                              units[:units.index((pass_index, shard_index)) + 1])
+            for k, neuron in enumerate(stack.neuron_ids):
+                row = {"pass": pass_index, "shard": shard_index, "step": step,
+                       "images_seen": images_seen, "neuron": neuron,
+                       "train_mse": mean_loss[k], **scores[k]}
+                log.log(**row)
+                stats.fidelity[neuron] = row
+            _figure(log.rows, folder / FIGURE, title)
+        cache.flush()
+        if runtime.is_main:
+            rt.save_checkpoint(folder / CHECKPOINT, {
+                "stack": stack_state(stack), "optimizer": optimizer.state_dict(),
+                "rng": rt.rng_state(), "position": list(position or (config.passes, 0)),
+                "step": step, "metrics_rows": len(log), "done": last,
+                "config": config.to_dict(), "teacher": teacher.spec})
+        rt.barrier(runtime)
+        stats.other_seconds += time.perf_counter() - start
+    bar.close()
+    log.close()
+    stats.teacher_seconds = cache.seconds if augmentation is None else stats.teacher_seconds
+    return stack, stats
+
+
+def _next(units: list, current: tuple[int, int]) -> tuple[int, int] | None:
+    index = units.index(current) + 1
+    return units[index] if index < len(units) else None
+
+
+def _step(stack: CompactStack, optimizer, parameters, images: torch.Tensor,
+          targets: np.ndarray, global_count: int, device, mixed_precision: bool,
+          runtime: rt.Runtime) -> torch.Tensor:
+    """One Adam step on the summed-over-students MSE of a global batch; returns the summed
+    squared error per student of this process's images (float64, CPU)."""
+    x = _to_input(images, device)
+    y = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                        enabled=mixed_precision and device.type == "cuda"):
+        out = stack(x)
+    squared = (out.float() - y).pow(2)
+    # mean over the global batch, summed over students: each process contributes its share
+    loss = squared.sum() / global_count
+    optimizer.zero_grad(set_to_none=False)
+    loss.backward()
+    if runtime.distributed:
+        _all_reduce_gradients(parameters)
+    optimizer.step()
+    return squared.detach().sum(0).double().cpu()
+
+
+def fidelity(stack: nn.Module, images: np.ndarray | None, targets: np.ndarray | None,
+             data_dir=None) -> list[dict]:
+    """How well each student (column) follows its teacher and its neuron.
+
+    Args:
+        stack: a :class:`~v4compact.models.stack.CompactStack` (or any model whose column k
+            is neuron ``stack.neuron_ids[k]``).
+        images: uint8 ``(N, 112, 112, 3)`` held-out corpus images, or ``None``.
+        targets: float ``(N, K)`` teacher responses to them.
+        data_dir: data directory of the sessions.
+
+    Returns:
+        Per student a dict: ``teacher_r2`` (raw R^2 vs the teacher on ``images``) and, for a
+        recorded neuron whose session images exist, ``heldout_raw_r2`` (raw R^2 on the real
+        repeat-averaged responses of the session's held-out half, by
+        :func:`v4compact.evaluate`).
+    """
+    from ..metrics import raw_r2
+    from ..models.predict import predict
+
+    rows = [{} for _ in stack.neuron_ids]
+    if images is not None:
+        out = predict(stack, images).reshape(len(images), -1)
+        for k, value in enumerate(np.atleast_1d(raw_r2(targets.T, out.T))):
+            rows[k]["teacher_r2"] = float(value)
+    if _recorded(stack.neuron_ids):
+        from ..evaluation import evaluate
+
+        result = evaluate(stack, neuron_ids=list(stack.neuron_ids), metric="raw_r2",
+                          num_boot=0, progress=False, data_dir=data_dir, name="students")
+        scores = {f"{s.session}/{s.neuron}": s.value for s in result.scores
+                  if s.metric == "raw_r2"}
+        for k, neuron in enumerate(stack.neuron_ids):
+            if neuron in scores:
+                rows[k]["heldout_raw_r2"] = scores[neuron]
+    return rows
+
+
+def holdout_set(holdout: ImageCorpus, cache: TeacherCache,
+                is_main: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The held-out images, uint8 ``(N, 112, 112, 3)``, and their teacher responses
+    ``(N, K)`` (through the cache); ``(None, None)`` for an empty hold-out."""
+    if not len(holdout):
+        return None, None
+    images = holdout.images()
+    cache.prepare(holdout.shards, is_main)
+    targets, start = [], 0
+    for shard, idx in zip(holdout.shards, holdout.indices, strict=True):
+        targets.append(cache.responses(shard, idx, images[start:start + len(idx)]))
+        start += len(idx)
+    return images, np.concatenate(targets)
+
+
+def _recorded(neuron_ids: Sequence[str]) -> bool:
+    """True when every neuron id is a recorded neuron of a session whose images exist."""
+    from ..models.zoo import split_neuron_id
+
+    try:
+        for neuron in neuron_ids:
+            split_neuron_id(neuron)
+    except (InvalidInputError, ValueError):
+        return False
+    return True
+
+
+def _figure(rows: list[dict], path: Path, title: str) -> None:
+    columns = [c for c in ("train_mse", "teacher_r2", "heldout_raw_r2")
+               if any(c in row for row in rows)]
+    labels = {"train_mse": "training MSE (z-scored units^2)",
+              "teacher_r2": "raw R^2 vs teacher (held-out corpus)",
+              "heldout_raw_r2": "held-out raw R^2 (real responses)",
+              "images_seen": "images seen (per student)"}
+    figure = rt.training_curves_figure(rows, columns, x="images_seen", group="neuron",
+                                       title=title, labels=labels)
+    figure.savefig(path, dpi=100)
+
+
+# -- the distill entry point ------------------------------------------------------------------
+def process_device(device=None) -> torch.device:
+    """The device this process trains on (as :func:`~v4compact.training.runtime.init_runtime`
+    will choose it): ``device``, else CUDA when available; under ``torchrun`` on CUDA, the
+    GPU of this process's ``LOCAL_RANK``. Use it to put a teacher where the students are."""
+    want = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    if want.type == "cuda" and want.index is None and rt.launched_by_torchrun():
+        want = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return want
+
+
+def distill(teacher: Teacher, corpus: ImageCorpus, out: str | os.PathLike,
+            config: DistillConfig | None = None, *, resume: bool = False,
+            cache_dir: str | os.PathLike | None = None, device=None,
+            data_dir=None,
+            stop_after_shards: int | None = None) -> tuple[CompactStack, TrainingStats]:
+    """Distill one student per teacher column (SYSTEM.md §9), all in one stack.
+
+    Args:
+        teacher: the teacher (:func:`~v4compact.training.teachers.load_teacher`).
+        corpus: the images (:func:`~v4compact.training.corpus.open_corpus`);
+            ``config.holdout_images`` of them are set aside for fidelity.
+        out: the run folder: ``run.json`` (settings, teacher, corpus), ``distill/``
+            (``checkpoint.pt``, ``metrics.csv``, ``fidelity.png``), ``teacher_cache/``.
+        config: the settings (default: the ``upstream`` preset).
+        resume: continue a killed run from its last checkpoint (same settings required).
+        cache_dir: the teacher cache's root (default ``out/teacher_cache``; share it between
+            runs with the same teacher and corpus).
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available); under ``torchrun``
+            each process takes its own GPU.
+        data_dir: data directory.
+        stop_after_shards: stop after this many shards (see :func:`train_stack`).
+
+    Returns:
+        ``(stack, stats)``: the distilled students (in the teacher's column order) and this
+        process's measurements.
+    """
+    config = (config or PRESETS["upstream"]).check()
+    runtime = rt.init_runtime(device)
+    try:
+        out = Path(out)
+        run = _write_run(out, teacher, corpus, config, resume, runtime)
+        train, holdout = corpus.split_holdout(config.holdout_images, config.seed)
+        rt.seed_everything(config.seed)
+        stack = CompactStack.students(len(teacher.neuron_ids), config.num_filters,
+                                      seeds=[config.seed + k for k in
+                                             range(len(teacher.neuron_ids))],
+                                      neuron_ids=teacher.neuron_ids)
+        stack, stats = train_stack(stack, teacher, train, holdout, config, out / "distill",
+                                   cache_dir or out / "teacher_cache", resume=resume,
+                                   runtime=runtime, data_dir=data_dir, title=run["title"],
+                                   stop_after_shards=stop_after_shards)
+    finally:
+        rt.shutdown_runtime(runtime)
+    return stack, stats
+
+
+def _write_run(out: Path, teacher: Teacher, corpus: ImageCorpus, config: DistillConfig,
+               resume: bool, runtime: rt.Runtime) -> dict:
+    """Write (or, on resume, check) ``run.json``: the run's provenance."""
+    run = {"teacher": teacher.spec, "teacher_spec": teacher.source,
+           "neuron_ids": teacher.neuron_ids, "units": teacher.units,
+           "config": config.to_dict(), "corpus": corpus.describe(),
+           "world_size": runtime.world_size,
+           "title": f"distillation from {teacher.spec} ({len(teacher.neuron_ids)} students)"}
+    path = out / RUN_FILE
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        given = json.loads(json.dumps(run))  # tuples as the file holds them: lists
+        if any(saved.get(key) != given[key] for key in ("config", "teacher", "neuron_ids")):
+            raise InvalidInputError(f"{out} was started with other settings, teacher or "
+                                    "neurons; resume with the same ones or use a new --out")
+        return saved
+    if not resume and (out / "distill" / CHECKPOINT).is_file():
+        raise InvalidInputError(f"{out} already holds a distillation; pass --resume to "
+                                "continue it or choose a new --out folder")
+    if runtime.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run, indent=1))
+    rt.barrier(runtime)
+    return run
