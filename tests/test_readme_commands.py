@@ -208,11 +208,15 @@ def _run(command: str, workspace, capsys, monkeypatch) -> tuple[int, str, str]:
     return code, out, err
 
 
+#: Parts of commands that take long here: whole populations, long syntheses, training.
+_SLOW_PARTS = ("predict all", "/* ", "export all", "--steps 1000", "--verify", "evaluate shared/",
+               "synthesize ", "train ", "experiment gaudy")
+
+
 def _marks(command: str):
-    slow = command in WHOLE_RELEASE or any(
-        part in command for part in ("predict all", "export all", "--steps 1000", "--verify",
-                                     "evaluate shared/", "synthesize ")
-    )
+    words = shlex.split(command)[1:]
+    needs_slow = any(_producer(w) in WHOLE_RELEASE for w in words if _producer(w) != command)
+    slow = command in WHOLE_RELEASE or needs_slow or any(p in command for p in _SLOW_PARTS)
     return [pytest.mark.slow] if slow else []
 
 

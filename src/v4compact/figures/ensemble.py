@@ -8,6 +8,8 @@ run's curves: :func:`v4compact.training.ensemble.run_curves_figure`.)
 
 from __future__ import annotations
 
+from textwrap import fill
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -62,13 +64,12 @@ def fig1b(backbone_result, ensemble_result, backbone_label: str, ensemble_label:
         ax.text(0.5, 0.5, "no neuron scored by both models", ha="center",
                 transform=ax.transAxes)
     metric_text = " / ".join(METRIC_LABELS[m] for m in metrics) or "held-out score"
-    ax.set_xlabel(f"task-driven backbone + ridge: {backbone_label}\nheld-out {metric_text}",
-                  fontsize=8)
-    ax.set_ylabel(f"ensemble model: {ensemble_label}\nheld-out {metric_text}", fontsize=8)
+    ax.set_xlabel(fill(f"task-driven backbone + ridge: {backbone_label}; held-out "
+                       f"{metric_text}", 80), fontsize=8)
+    ax.set_ylabel(fill(f"{ensemble_label}; held-out {metric_text}", 80), fontsize=8)
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
-    fig.suptitle("Fig. 1b: task-driven DNN vs ensemble model, per neuron "
-                 "(ridge fitted on the first half of each session, scored on the second)",
-                 fontsize=9)
+    fig.suptitle("Fig. 1b: task-driven DNN vs ensemble model, per neuron\n(ridge fitted on "
+                 "the first half of each session, scored on the second)", fontsize=9)
     return fig
 

@@ -14,6 +14,7 @@ the axes, and what is missing from the data copy is written on the figure.
 from __future__ import annotations
 
 import os
+from textwrap import fill
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -102,7 +103,8 @@ def fig1h(result, ensemble=None, ensemble_label: str = "ensemble model") -> Figu
             ax2.scatter(e, c, s=12, alpha=0.6)
             top = float(np.nanmax([e.max(), c.max(), 1.0]))
             ax2.plot([0, top], [0, top], "k--", lw=1)
-        ax2.set_xlabel(f"{ensemble_label}\n{_metric_label(s.metric for s in ensemble.scored)}",
+        ax2.set_xlabel(fill(f"{ensemble_label}; "
+                            f"{_metric_label(s.metric for s in ensemble.scored)}", 70),
                        fontsize=8)
         ax2.set_ylabel("compact model")
         ax2.set_title(f"Compact vs ensemble ({len(pairs)} neurons)")
