@@ -62,6 +62,11 @@ NOT_RUN_HERE = {
     "v4compact report --out report/": "scores all 219 compact and 56 shared models; the "
     "compact half runs here ('evaluate compact --sessions ...'), "
     f"{_SHARED_TEST}::test_report_and_figure_cli_reuse_results builds the report",
+    "v4compact make-compact --teacher shared/from_ensemble_model/200 --neurons 201025/10 "
+    "201025/40 --images ../shared/v4data/data_V4_responses/images/images_210224.zip "
+    "--out runs/m1": "distills, prunes and retrains two 100-filter students on 800 images "
+    "(far over a minute on 2 cores); tests/training/test_cli_distill.py runs make-compact end "
+    "to end on a tiny configuration",
     "v4compact data fetch session:190923 compact-models": "needs the raw responses of 190923, "
     "which are not in the test data copy; tests/data/test_fetch.py fetches groups from a local "
     "release server, and 'data fetch compact-models:201025/10' runs here",
