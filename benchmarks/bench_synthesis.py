@@ -10,7 +10,12 @@ Modes (upstream preset, 1 start per neuron):
   ``--single-sample`` neurons and extrapolated to K (the table says so).
 
 Prints a table: mode, neurons, images per step, seconds for all steps (measured or
-extrapolated), optimisation steps per second of the whole K-neuron job, image-steps/s.
+extrapolated), optimisation steps per second of the whole K-neuron job, image-steps/s, the
+multiply-accumulate rate it reaches and that rate as a share of the machine's large-matmul
+rate (measured in the same run). One step of one image through its own compact model costs
+about 3x the model's forward MACs (forward, gradient w.r.t. activations, and the input
+gradient; no weight gradients are needed, so this slightly overstates the work - the MAC
+rate is an upper estimate of the useful rate); the counts are exact from the filter counts.
 
 Run:  python benchmarks/bench_synthesis.py --neurons 219 --steps 100 --device cuda
 """
@@ -22,6 +27,7 @@ import time
 
 import torch
 
+from v4compact.models.macs import total_macs
 from v4compact.models.registry import load_compact_model
 from v4compact.models.zoo import model_neuron_ids
 from v4compact.synthesis import synthesize
@@ -39,6 +45,17 @@ def _time(fn, device: str) -> float:
     fn()
     _sync(device)
     return time.perf_counter() - t0
+
+
+def matmul_rate(device: str, size: int = 4096, repeats: int = 5) -> float:
+    """Best large float32 matmul rate on ``device`` in multiply-accumulates per second."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        best = min(best, _time(lambda: torch.mm(a, b), device))
+    return size**3 / best
 
 
 def main(argv=None) -> int:
@@ -87,12 +104,22 @@ def main(argv=None) -> int:
     rows.append(("one neuron at a time", k, 1, sec_1 / m * k,
                  f"extrapolated from {m} neurons"))
 
+    rate = matmul_rate(args.device)
+    # forward + backward to the input: ~3 forward passes' worth of MACs per image-step
+    step_macs = 3 * sum(total_macs(m.core.num_filters) for m in models)
+
     print()
     print(f"{'mode':<28}{'neurons':>8}{'img/step':>9}{'seconds':>10}{'steps/s':>9}"
-          f"{'img-steps/s':>13}  note")
+          f"{'img-steps/s':>13}{'GMAC/s':>9}{'% matmul':>9}  note")
     for mode, neurons, per_step, seconds, note in rows:
+        work = step_macs * steps
+        if mode.startswith("batched (fused"):
+            work *= len(models)  # every image runs through every model
+        gmacs = work / seconds / 1e9
         print(f"{mode:<28}{neurons:>8}{per_step:>9}{seconds:>10.1f}{steps / seconds:>9.3f}"
-              f"{neurons * steps / seconds:>13.1f}  {note}")
+              f"{neurons * steps / seconds:>13.1f}{gmacs:>9.1f}{100 * gmacs * 1e9 / rate:>8.1f}%"
+              f"  {note}")
+    print(f"large-matmul rate on {args.device}: {rate / 1e9:.1f} GMAC/s")
     print(f"\n{steps} upstream steps per neuron, 1 start each, device {args.device}")
     return 0
 

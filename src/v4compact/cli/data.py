@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .options import add_session_id, command, group
 
 _FETCH_HELP = """\
 groups (several may be given; default: sessions):
@@ -25,37 +26,34 @@ groups (several may be given; default: sessions):
 
 def register(subparsers, parents) -> None:
     """Add ``data`` and its subcommands."""
-    data = subparsers.add_parser(
-        "data", help="list sessions, fetch and check the V4 data",
+    _, sub = group(
+        subparsers, "data", help="list sessions, fetch and check the V4 data",
         description="The V4 recording data and released models: catalogue, download, status.",
-    )
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+        dest="data_command", metavar="SUBCOMMAND")
 
-    sessions = sub.add_parser("sessions", parents=parents, help="table of the 50 sessions",
-                              description="Print the session catalogue as a table.")
+    sessions = command(sub, "sessions", parents, _sessions, help="table of the 50 sessions",
+                       description="Print the session catalogue as a table.")
     sessions.add_argument("--split", choices=["train", "validation", "test"],
                           help="only sessions of this split")
     sessions.add_argument("--animal", help="only sessions of this monkey (WE, PE, RA)")
-    sessions.set_defaults(func=_sessions)
 
-    info = sub.add_parser(
-        "info", parents=parents, help="one session: metadata, files present, SNR",
+    info = command(
+        sub, "info", parents, _info, help="one session: metadata, files present, SNR",
         description="Describe one session: catalogue record, which of its files are in the "
         "data directory, response statistics, (with --images) a decode of every image and "
         "(with --snr) the unbiased SNR per neuron.",
     )
-    info.add_argument("session_id", metavar="SID", help="session id, e.g. 190923")
+    add_session_id(info)
     info.add_argument("--snr", action="store_true",
                       help="unbiased SNR per neuron (needs the raw responses)")
     info.add_argument("--images", action="store_true",
                       help="decode every image and print pixel statistics (needs the images)")
-    info.set_defaults(func=_info)
 
-    fetch = sub.add_parser(
-        "fetch", parents=parents, help="download release files (verified, resumable)",
+    fetch = command(
+        sub, "fetch", parents, _fetch, help="download release files (verified, resumable)",
         description="Download files of the public release into the data directory, verify "
         "them (SHA-256, else git blob SHA-1) and skip those already present.",
-        epilog=_FETCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_FETCH_HELP,
     )
     fetch.add_argument("what", nargs="*", default=["sessions"], metavar="WHAT",
                        help="groups or release paths (see below)")
@@ -64,24 +62,16 @@ def register(subparsers, parents) -> None:
                        "else the pinned commit on raw.githubusercontent.com)")
     fetch.add_argument("--retries", type=int, default=3, help="extra attempts per file")
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
-    fetch.set_defaults(func=_fetch)
 
-    status = sub.add_parser(
-        "status", parents=parents, help="what is present, missing or corrupt, per kind of file",
+    status = command(
+        sub, "status", parents, _status,
+        help="what is present, missing or corrupt, per kind of file",
         description="Compare the data directory with the release registry. Missing files "
         "are normal (fetch them when needed); the exit status is 1 when a file is corrupt "
         "(wrong size, or wrong hash with --verify), so scripts can rely on it.",
     )
     status.add_argument("--verify", action="store_true",
                         help="hash every present file (default: compare sizes only)")
-    status.set_defaults(func=_status)
-
-    data.set_defaults(func=lambda args: _no_subcommand(data))
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _sessions(args) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .checks import check_positive, output_dir
+from .options import add_device, add_out, command
 
 _TEACHER_HELP = (
     "teacher: a model id (shared/from_ensemble_model/200, population, compact/201025/10, "
@@ -72,7 +73,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="measure fidelity every this many shards (default 1)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="bfloat16 autocast (CUDA only)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    add_device(parser, None)
     parser.add_argument("--resume", action="store_true", help="continue a killed run")
 
 
@@ -88,36 +89,34 @@ def _add_pruning_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers, parents) -> None:
     """Add the ``distill``, ``prune`` and ``make-compact`` subcommands."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    distill = subparsers.add_parser(
-        "distill", parents=parents, help="distill students of neurons from a teacher",
+    distill = command(
+        subparsers, "distill", parents, run_distill,
+        help="distill students of neurons from a teacher",
         description="Train one compact student per neuron on a teacher's responses to a "
         "corpus of images, all students in one pass (SYSTEM.md section 9).",
-        epilog=_DISTILL_EPILOG, formatter_class=formatter)
+        epilog=_DISTILL_EPILOG)
     _add_common(distill)
     _add_training_options(distill)
-    distill.set_defaults(func=run_distill)
 
-    prune = subparsers.add_parser(
-        "prune", parents=parents, help="prune and retrain a distillation run",
+    prune = command(
+        subparsers, "prune", parents, run_prune, help="prune and retrain a distillation run",
         description="Prune the students of a distillation run (SYSTEM.md section 10), check "
         "the rebuilt networks, retrain them and write each as a .keras file with a report.",
-        epilog=_PRUNE_EPILOG, formatter_class=formatter)
+        epilog=_PRUNE_EPILOG)
     prune.add_argument("run_dir", metavar="RUN_DIR", help="folder of v4compact distill --out")
     _add_pruning_options(prune)
-    prune.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    add_device(prune, None)
     prune.add_argument("--resume", action="store_true", help="continue a killed retraining")
-    prune.set_defaults(func=run_prune)
 
-    make = subparsers.add_parser(
-        "make-compact", parents=parents, help="distill, prune and retrain: the whole recipe",
+    make = command(
+        subparsers, "make-compact", parents, run_make_compact,
+        help="distill, prune and retrain: the whole recipe",
         description="Make a compact model of each neuron: distill from the teacher, prune, "
         "retrain, and write .keras files with a per-neuron report.",
-        epilog=_MAKE_EPILOG, formatter_class=formatter)
+        epilog=_MAKE_EPILOG)
     _add_common(make)
     _add_training_options(make)
     _add_pruning_options(make)
-    make.set_defaults(func=run_make_compact)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +127,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
                         help="corpus: zips, tars (WebDataset), folders of images or folders "
                         "of archives (each archive a shard)")
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    add_out(parser, "RUN_DIR", "run folder")
 
 
 def _config(args):

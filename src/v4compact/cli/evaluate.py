@@ -18,15 +18,15 @@ examples:
 
 def register(subparsers, parents) -> None:
     """Add the ``evaluate`` subcommand."""
-    import argparse
+    from .options import add_device, add_num_boot, add_out, add_sessions, command
 
-    parser = subparsers.add_parser(
-        "evaluate", parents=parents, help="score models on held-out V4 responses",
+    parser = command(
+        subparsers, "evaluate", parents, run, help="score models on held-out V4 responses",
         description="Score models neuron by neuron on the held-out half of test sessions: "
         "r2_ER where single-repeat responses exist, otherwise raw R^2 against the "
         "repeat-averaged responses (the metric is named in every row). Prints a per-session "
         "summary (median, IQR) and writes a tidy CSV.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
     )
     parser.add_argument(
         "model", nargs="+", metavar="MODEL",
@@ -35,23 +35,20 @@ def register(subparsers, parents) -> None:
         "folder (v4compact train ensemble --out RUN_DIR) or an .onnx file taking "
         "re-centred (N, 3, 112, 112) images",
     )
-    parser.add_argument("--sessions", nargs="+", metavar="SID",
-                        help="sessions to score (default: those of the model's neurons; all "
-                        "five test sessions for an ONNX file)")
+    add_sessions(parser, "those of the model's neurons; all five test sessions for an ONNX "
+                 "file")
     parser.add_argument("--split", choices=["heldout", "fit", "all"], default="heldout",
                         help="images to score (default: heldout, the second half)")
     parser.add_argument("--metric", choices=["auto", "r2_er", "raw_r2", "split_half_r2"],
                         default="auto", help="default auto: r2_er if raw responses exist")
     parser.add_argument("--mapping", choices=["auto", "direct", "ridge"], default="auto",
                         help="for ONNX files: outputs are neurons (direct) or features (ridge)")
-    parser.add_argument("--num-boot", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for the 95%% CI (0: none; default 1000)")
+    add_num_boot(parser, 1000, "; 0: no intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap and ridge folds")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--out", metavar="CSV", help="write the per-neuron table here")
+    add_device(parser, None)
+    add_out(parser, "CSV", "write the per-neuron table here", required=False)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -6,14 +6,16 @@ import sys
 
 from ..errors import InvalidInputError
 from .checks import FIGURE_SUFFIXES, output_file
+from .options import add_device, add_num_boot, add_out, add_sessions, command
 
 FIGURES = ("fig1b", "fig1h", "fig3d", "snr")
 
 
 def register(subparsers, parents) -> None:
     """Add the ``figure`` subcommand."""
-    parser = subparsers.add_parser(
-        "figure", parents=parents, help="draw a performance figure (fig1b, fig1h, fig3d, snr)",
+    parser = command(
+        subparsers, "figure", parents, run,
+        help="draw a performance figure (fig1b, fig1h, fig3d, snr)",
         description="Draw a figure of the paper from the released models and data. fig1b: "
         "a task-driven backbone + ridge vs the ensemble model, per neuron (--backbone, "
         "--ensemble); fig1h: "
@@ -24,16 +26,13 @@ def register(subparsers, parents) -> None:
         "'v4compact evaluate'.",
     )
     parser.add_argument("name", choices=FIGURES, help="which figure")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="output image (.png, .pdf, .svg)")
+    add_out(parser, "FILE", "output image (.png, .pdf, .svg)")
     parser.add_argument("--results", nargs="+", metavar="CSV",
                         help="reuse results of 'v4compact evaluate compact|shared --out CSV' "
                         "(several CSVs are merged)")
-    parser.add_argument("--sessions", nargs="+", metavar="SID",
-                        help="sessions (default: the four model sessions; all for snr)")
-    parser.add_argument("--num-boot", type=int, default=0, metavar="N",
-                        help="bootstrap resamples when evaluating (default 0: none needed)")
-    parser.add_argument("--device", default=None, help="torch device for the models")
+    add_sessions(parser, "the four model sessions; all for snr")
+    add_num_boot(parser, 0, ": the figures draw no intervals")
+    add_device(parser, None)
     parser.add_argument("--ensemble", metavar="RUN_DIR|ensemble", default=None,
                         help="fig1b, fig1h: the ensemble - a run folder of 'v4compact train "
                         "ensemble' or 'ensemble' (the released members, the default when "
@@ -45,7 +44,6 @@ def register(subparsers, parents) -> None:
                         help="fig1b: average-pool the backbone's maps to N x N before the "
                         "ridge (default 7; 0 keeps them)")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of raster output")
-    parser.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -18,7 +18,6 @@ of a session), ``session:SID:heldout`` / ``session:SID:fit`` (its second / first
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownModelError
+from .options import add_device, add_out, command, group
 
 _SELECTOR_HELP = ("compact/S/N or S/N (one neuron), shared/TEACHER/F, all (the 219-neuron "
                   "population), S/* (a session's neurons), a comma-separated list of S/N, "
@@ -36,11 +36,11 @@ _IMAGES_HELP = ("image files, folders, or session:SID[:heldout|:fit] (a session'
 
 def register(subparsers, parents) -> None:
     """Add ``models`` (with ``list``), ``predict`` and ``export``."""
-    models = subparsers.add_parser("models", help="list every known model and its status",
-                                   description="The models of the zoo (v4compact.models.zoo).")
-    sub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
-    listing = sub.add_parser(
-        "list", parents=parents, help="print model ids with their status",
+    _, sub = group(subparsers, "models", help="list every known model and its status",
+                   description="The models of the zoo (v4compact.models.zoo).",
+                   dest="models_command", metavar="SUBCOMMAND")
+    listing = command(
+        sub, "list", parents, _list, help="print model ids with their status",
         description="Print every released model id, whether its files are in the data "
         "directory (present / missing) and, when missing, the command that fetches them. "
         "Outputs of every released model are in z-scored units.")
@@ -48,13 +48,11 @@ def register(subparsers, parents) -> None:
                          help="shell-style filter, e.g. 'compact/201025/*' or 'shared/*/200'")
     listing.add_argument("--present", action="store_true",
                          help="only the models whose files are all present")
-    listing.set_defaults(func=_list)
-    models.set_defaults(func=lambda args: _no_subcommand(models))
 
     from ..models.calibration import UNITS
 
-    predict = subparsers.add_parser(
-        "predict", parents=parents, help="predicted responses of models to images",
+    predict = command(
+        subparsers, "predict", parents, _predict, help="predicted responses of models to images",
         description="Predict responses to images; one row per image, one column per neuron. "
         "Images of another size are centre-cropped to a square and resized to 112x112 "
         "(bicubic). Outputs are in z-scored units (not spike counts) unless --units spikes.",
@@ -62,19 +60,19 @@ def register(subparsers, parents) -> None:
     )
     predict.add_argument("model", metavar="MODEL", help="model selector (see below)")
     predict.add_argument("images", nargs="+", metavar="IMAGES", help=_IMAGES_HELP)
-    predict.add_argument("--out", default=None, metavar="FILE",
-                         help="write a .csv table or a .npy array (default: CSV on stdout)")
+    add_out(predict, "FILE", "write a .csv table or a .npy array (default: CSV on stdout)",
+            required=False)
     predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    predict.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device(predict)
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.add_argument("--units", choices=list(UNITS), default="z-scored",
                          help="z-scored: the models' own units (default); spikes: spikes per "
                          "100 ms, through an affine map fitted per neuron on the first half of "
                          "its session (recorded neurons only; needs the session's images)")
-    predict.set_defaults(func=_predict)
 
-    export = subparsers.add_parser(
-        "export", parents=parents, help="export a model to ONNX, safetensors or TorchScript",
+    export = command(
+        subparsers, "export", parents, _export,
+        help="export a model to ONNX, safetensors or TorchScript",
         description="Write a model to a file that reloads without the release data "
         "(v4compact.models.export.load_exported reads it back).",
         epilog=f"MODEL: {_SELECTOR_HELP}.",
@@ -82,15 +80,8 @@ def register(subparsers, parents) -> None:
     export.add_argument("model", metavar="MODEL", help="model selector (see below)")
     export.add_argument("--format", default="onnx",
                         choices=["onnx", "safetensors", "torchscript"], help="file format")
-    export.add_argument("--out", default=None, metavar="PATH",
-                        help="output file (default: the model id, slashes as underscores, "
-                        "in the current folder)")
-    export.set_defaults(func=_export)
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    add_out(export, "PATH", "output file (default: the model id, slashes as underscores, "
+            "in the current folder)", required=False)
 
 
 def load_selected_model(selector: str, device: str = "cpu", data_dir=None):

@@ -5,25 +5,24 @@ from __future__ import annotations
 import sys
 
 from .checks import FIGURE_SUFFIXES, output_file
+from .options import add_out, add_session_id, command, group
 
 
 def register(subparsers, parents) -> None:
     """Add ``plot`` and its subcommands."""
-    plot = subparsers.add_parser("plot", help="draw figures (PNG/PDF/SVG by suffix)",
-                                 description="Draw figures of the data and the models.")
-    sub = plot.add_subparsers(dest="plot_command", metavar="FIGURE")
-    session = sub.add_parser(
-        "session", parents=parents, help="a session's images and its neuron x image responses",
+    _, sub = group(subparsers, "plot", help="draw figures (PNG/PDF/SVG by suffix)",
+                   description="Draw figures of the data and the models.",
+                   dest="plot_command", metavar="FIGURE")
+    session = command(
+        sub, "session", parents, _session,
+        help="a session's images and its neuron x image responses",
         description="A grid of the session's images (when present) above the neuron x image "
         "response heatmap (each neuron divided by its s.d., colour limit at the 95th "
         "percentile). Without the images the heatmap is still drawn, with a note.",
     )
-    session.add_argument("session_id", metavar="SID", help="session id, e.g. 190923")
-    session.add_argument("--out", required=True, metavar="FILE",
-                         help="output file; .png, .pdf or .svg")
+    add_session_id(session)
+    add_out(session, "FILE", "output file; .png, .pdf or .svg")
     session.add_argument("--dpi", type=int, default=150, help="resolution of PNG output")
-    session.set_defaults(func=_session)
-    plot.set_defaults(func=lambda args: (plot.print_help(), 2)[1])
 
 
 def _session(args) -> int:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import sys
 
 from .checks import output_dir
+from .options import add_device, add_num_boot, add_out, add_sessions, command
 
 
 def register(subparsers, parents) -> None:
     """Add the ``report`` subcommand."""
-    parser = subparsers.add_parser(
-        "report", parents=parents, help="evaluate the released models into an HTML report",
+    parser = command(
+        subparsers, "report", parents, run,
+        help="evaluate the released models into an HTML report",
         description="Evaluate every compact model and the shared compact models on the "
         "held-out V4 responses and write DIR/index.html (self-contained: tables, figures, "
         "metric used, data provenance) plus DIR/compact.csv and DIR/shared.csv.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--sessions", nargs="+", metavar="SID",
-                        help="model sessions (default: 190923 201025 210225 211022)")
+    add_out(parser, "DIR", "output folder")
+    add_sessions(parser, "the four model sessions, 190923 201025 210225 211022")
     parser.add_argument("--compact-results", nargs="+", metavar="CSV",
                         help="reuse 'v4compact evaluate compact' results (one or more CSVs, "
                         "merged) instead of computing")
@@ -27,12 +28,10 @@ def register(subparsers, parents) -> None:
                         help="shared-model teachers to evaluate (default: all 7)")
     parser.add_argument("--num-filters", nargs="+", type=int, metavar="F",
                         help="shared-model filter counts to evaluate (default: all 8)")
-    parser.add_argument("--num-boot", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for confidence intervals (default 1000)")
+    add_num_boot(parser, 1000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    parser.add_argument("--device", default=None, help="torch device for the models")
+    add_device(parser, None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInputError
 from .checks import FIGURE_SUFFIXES, check_positive, output_dir, output_file
+from .options import add_device, add_out, command, group
 
 #: Preset names shown in --help (checked against v4compact.synthesis.list_presets() by tests).
 PRESET_NAMES = ("upstream", "fourier", "upstream_robust")
@@ -25,8 +26,9 @@ PRESET_NAMES = ("upstream", "fourier", "upstream_robust")
 
 def register(subparsers, parents) -> None:
     """Add ``synthesize``, ``rank`` and ``experiment``."""
-    syn = subparsers.add_parser(
-        "synthesize", parents=parents, help="synthesize preferred (or least preferred) stimuli",
+    syn = command(
+        subparsers, "synthesize", parents, _synthesize,
+        help="synthesize preferred (or least preferred) stimuli",
         description="Optimise images to drive (or suppress) model neurons, many neurons x "
         "many random starts in one batch. Writes PNGs, a figure-2a contact sheet per neuron, "
         "responses.csv/json and provenance.json into --out.",
@@ -47,13 +49,13 @@ def register(subparsers, parents) -> None:
     syn.add_argument("--seed", type=int, default=0, help="run seed (0)")
     syn.add_argument("--snapshot-every", type=int, default=None, metavar="K",
                      help="also save the trajectory every K steps (trajectory.npz)")
-    syn.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, mps)")
+    add_device(syn)
     syn.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    syn.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    syn.set_defaults(func=_synthesize)
+    add_out(syn, "DIR", "output folder")
 
-    rank = subparsers.add_parser(
-        "rank", parents=parents, help="rank natural images by a neuron's predicted response",
+    rank = command(
+        subparsers, "rank", parents, _rank,
+        help="rank natural images by a neuron's predicted response",
         description="Top-k and bottom-k images of a collection by predicted response; for a "
         "session's own recorded neuron also by measured response, side by side.",
     )
@@ -65,28 +67,26 @@ def register(subparsers, parents) -> None:
     rank.add_argument("--heldout", action="store_true",
                       help="for a session: rank only its held-out (second) half")
     rank.add_argument("--top", type=int, default=16, help="images per panel (16)")
-    rank.add_argument("--device", default="cpu")
-    rank.add_argument("--out", required=True, metavar="FIG",
-                      help="figure file (.png/.pdf/.svg); the ranking CSV goes next to it")
-    rank.set_defaults(func=_rank)
+    add_device(rank)
+    add_out(rank, "FIG", "figure file (.png/.pdf/.svg); the ranking CSV goes next to it")
 
-    exp = subparsers.add_parser("experiment", help="in-silico experiments (gaudy, tuning)",
-                                description="In-silico experiments on a model.")
-    sub = exp.add_subparsers(dest="experiment", metavar="EXPERIMENT")
-    gaudy = sub.add_parser(
-        "gaudy", parents=parents, help="natural vs gaudy vs grayscale versions of images",
+    _, sub = group(subparsers, "experiment", help="in-silico experiments (gaudy, tuning)",
+                   description="In-silico experiments on a model.", dest="experiment",
+                   metavar="EXPERIMENT")
+    gaudy = command(
+        sub, "gaudy", parents, _gaudy, help="natural vs gaudy vs grayscale versions of images",
         description="Responses to natural images and to their gaudy and grayscale versions.")
     gaudy.add_argument("model_id", metavar="MODEL_ID")
     gaudy.add_argument("--images", required=True, metavar="SOURCE",
                        help="session:ID, a folder or a zip")
     gaudy.add_argument("--neurons", nargs="+", default=None, metavar="N")
     gaudy.add_argument("--heldout", action="store_true", help="held-out half of a session")
-    gaudy.add_argument("--device", default="cpu")
-    gaudy.add_argument("--out", required=True, metavar="DIR")
-    gaudy.set_defaults(func=_gaudy)
+    add_device(gaudy)
+    add_out(gaudy, "DIR", "output folder")
 
-    tuning = sub.add_parser(
-        "tuning", parents=parents, help="response vs one parameter of a parametric stimulus",
+    tuning = command(
+        sub, "tuning", parents, _tuning,
+        help="response vs one parameter of a parametric stimulus",
         description="Tuning curve for dots, bars, gratings or colour patches. Example: "
         "--stimulus dot --parameter size --values 4,8,16,32,64 --set color=255:0:0")
     tuning.add_argument("model_id", metavar="MODEL_ID")
@@ -98,10 +98,8 @@ def register(subparsers, parents) -> None:
     tuning.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="fixed stimulus parameters, e.g. size=30 color=255:255:0")
     tuning.add_argument("--neurons", nargs="+", default=None, metavar="N")
-    tuning.add_argument("--device", default="cpu")
-    tuning.add_argument("--out", required=True, metavar="DIR")
-    tuning.set_defaults(func=_tuning)
-    exp.set_defaults(func=lambda args: (exp.print_help(), 2)[1])
+    add_device(tuning)
+    add_out(tuning, "DIR", "output folder")
 
 
 def _parse_value(text: str):

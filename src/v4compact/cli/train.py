@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from .checks import check_positive, output_dir
+from .options import add_device, add_out, add_sessions, command, group
 
 #: The training presets (``v4compact.training.ensemble.PRESETS``; restated so that building
 #: the parser does not import torch - a test keeps the two equal).
@@ -29,24 +29,24 @@ trained members are in z-scored units. On a busy CPU, --threads 1 is often faste
 
 def register(subparsers, parents) -> None:
     """Add the ``train`` command group (``train ensemble``)."""
-    parser = subparsers.add_parser("train", parents=parents, help="train models on V4 data",
-                                   description="Train models on recorded V4 sessions.")
-    commands = parser.add_subparsers(dest="train_command", metavar="MODEL", required=True)
-    ensemble = commands.add_parser(
-        "ensemble", parents=parents, help="train ensemble members (the compact models' teacher)",
+    _, commands = group(subparsers, "train", help="train models on V4 data",
+                        description="Train models on recorded V4 sessions.",
+                        dest="train_command", metavar="MODEL")
+    ensemble = command(
+        commands, "ensemble", parents, run_ensemble,
+        help="train ensemble members (the compact models' teacher)",
         description="Train ensemble members (SYSTEM.md §6) on training sessions, with early "
         "stopping on the validation session (ridge from the members' embeddings, median "
         "r2_ER when single-repeat responses exist, raw R^2 otherwise). Checkpoints after "
         "every session; --resume continues a killed run exactly. Under torchrun the members "
         "are spread over the processes.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
     )
     ensemble.add_argument("--backbone", default=None, metavar="SPEC",
                           help="resnet50, resnet50:PATH, vgg19, <model id>:<layer> "
                           f"(default {DEFAULT_BACKBONE_TEXT})")
-    ensemble.add_argument("--sessions", nargs="+", type=int, metavar="SID",
-                          help="training sessions (default: every training session whose "
-                          "images are in the data directory)")
+    add_sessions(ensemble, "every training session whose images are in the data directory",
+                 type=int)
     ensemble.add_argument("--validation", type=int, default=None, metavar="SID",
                           help=f"validation session for early stopping "
                           f"(default {DEFAULT_VALIDATION_TEXT})")
@@ -66,7 +66,7 @@ def register(subparsers, parents) -> None:
                           help="images per step (default: the preset's, 64)")
     ensemble.add_argument("--seed", type=int, default=None,
                           help="seed of member 0 (default 31490, as upstream)")
-    ensemble.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder")
+    add_out(ensemble, "RUN_DIR", "the run folder")
     ensemble.add_argument("--resume", action="store_true",
                           help="continue the run in RUN_DIR from its last checkpoint")
     ensemble.add_argument("--cache-dir", metavar="DIR", default=None,
@@ -74,11 +74,10 @@ def register(subparsers, parents) -> None:
     ensemble.add_argument("--no-cache", action="store_true",
                           help="recompute backbone features at every session visit "
                           "(upstream's way; slow)")
-    ensemble.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device(ensemble)
     ensemble.add_argument("--threads", type=int, default=None,
                           help="torch CPU threads per process (default: torch's choice)")
     ensemble.add_argument("--quiet", action="store_true", help="no progress bars")
-    ensemble.set_defaults(func=run_ensemble)
 
 
 def run_ensemble(args) -> int:

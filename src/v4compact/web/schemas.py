@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import dataclasses
+import typing
 
+from pydantic import BaseModel, Field, create_model
+
+from ..data.catalog import SessionInfo
 from ..models.calibration import SPIKE_UNITS
 from ..models.zoo import COMPACT
 
@@ -162,19 +166,21 @@ class PredictResult(BaseModel):
     note: str
 
 
-class SessionSummary(BaseModel):
-    """One recording session."""
+def _catalogue_fields() -> dict:
+    """The catalogue row's fields (:class:`~v4compact.data.catalog.SessionInfo`) as pydantic
+    field definitions, so the API restates none of them."""
+    hints = typing.get_type_hints(SessionInfo)
+    return {f.name: (hints[f.name], ...) for f in dataclasses.fields(SessionInfo)}
 
-    session_id: int
-    animal: str
-    split: str
-    num_neurons: int
-    num_images: int
-    median_repeats: int
-    image_types: str
-    has_models: bool
-    has_images: bool
-    figure_url: str | None = None
+
+SessionSummary = create_model(
+    "SessionSummary",
+    __doc__="One recording session: the catalogue's row plus what this server has of it.",
+    **_catalogue_fields(),
+    has_models=(bool, Field(description="its neurons have compact models")),
+    has_images=(bool, Field(description="its photos are in the server's data directory")),
+    figure_url=(str | None, None),
+)
 
 
 class TutorialSummary(BaseModel):

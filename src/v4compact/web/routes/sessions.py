@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from fastapi import APIRouter, Request
@@ -31,13 +32,7 @@ def _summary(request: Request, info) -> SessionSummary:
     state = explorer(request)
     has_images = (state.data_dir / paths.images_zip(info.session_id)).is_file()
     return SessionSummary(
-        session_id=info.session_id,
-        animal=info.animal,
-        split=info.split,
-        num_neurons=info.num_neurons,
-        num_images=info.num_images,
-        median_repeats=info.median_repeats,
-        image_types=info.image_types,
+        **dataclasses.asdict(info),
         has_models=info.has_models,
         has_images=has_images,
         figure_url=f"/api/sessions/{info.session_id}/figure.png",
