@@ -135,8 +135,9 @@ def test_canonical_neuron_order():
 @pytest.mark.parametrize(("model_id", "error", "needle"), [
     ("compact/201025", UnknownModelError, "compact/<session>/<neuron>"),
     ("compact/201025/89", UnknownNeuronError, "0-88"),
-    ("compact/201025/010", UnknownNeuronError, "unknown neuron"),  # one spelling per id
-    ("compact/201025/\u0661", UnknownNeuronError, "unknown neuron"),  # Arabic-Indic one
+    ("compact/201025/010", UnknownNeuronError, "no leading zeros: write '10'"),  # one spelling
+    ("compact/0201025/1", UnknownSessionError, "no leading zeros: write '201025'"),
+    ("compact/201025/\u0661", UnknownNeuronError, "digits 0-9 only"),  # Arabic-Indic one
     ("compact/210224/0", UnknownSessionError, "no compact models"),
     ("shared/from_alexnet/5", UnknownModelError, "from_vgg19"),
     ("shared/from_vgg19/7", UnknownModelError, "200"),

@@ -210,12 +210,25 @@ def test_unbuilt_neuron_says_how_to_build(client):
         "/api/sessions/\uff12\uff10\uff11\uff10\uff12\uff15",
         "/api/sessions/201025/images/\u0667.png",
         "/api/neurons/201025/10/preferred/\u0661.png",
+        # one spelling per id: leading zeros name nothing
+        "/api/neurons/201025/010",
+        "/api/neurons/0201025/10",
+        "/api/neurons/201025/010/network",
+        "/api/sessions/0201025",
+        "/api/sessions/201025/images/07.png",
+        "/api/neurons/201025/10/preferred/00.png",
     ],
 )
 def test_unknown_ids_and_traversal_are_404(client, path):
     response = client.get(path)
     assert response.status_code == 404, (path, response.text)
     assert isinstance(response.json()["detail"], str)
+
+
+def test_a_neuron_id_with_leading_zeros_says_how_to_write_it(client):
+    response = client.get("/api/neurons/201025/010")
+    assert response.status_code == 404
+    assert "write '10'" in response.json()["detail"]
 
 
 def test_network_has_every_filter(client):

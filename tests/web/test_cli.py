@@ -195,7 +195,8 @@ def test_predict_on_a_huge_image_is_one_line(capsys, tmp_path):
 
     huge = tmp_path / "huge.png"
     Image.new("L", (20_000, 10_000)).save(huge)  # 200 megapixels in a small file
-    _one_line_error(capsys, ["predict", "compact/201025/10", str(huge)], "huge.png")
+    _one_line_error(capsys, ["predict", "compact/201025/10", str(huge)], "huge.png",
+                    "save a smaller copy")
 
 
 def test_a_corrupt_filter_count_file_is_one_line(capsys, tmp_path, damaged_data_dir):

@@ -178,7 +178,12 @@ def _read_file(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return _from_pil(image, str(path))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:
+        raise InvalidInputError(
+            f"{path} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, too many to decode "
+            "safely; save a smaller copy (the models see 112x112 pixels)"
+        ) from None
+    except (UnidentifiedImageError, OSError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else str(err)
         raise InvalidInputError(f"cannot read {path} as an image ({reason})") from None
 

@@ -96,6 +96,18 @@ def _as_index(value) -> int | None:
         return None
 
 
+def _spelling_hint(value) -> str:
+    """Why a string of digits is not an id: ``"010"`` -> no leading zeros; ``"١٠"`` -> only
+    ASCII digits ("" for anything else)."""
+    if not isinstance(value, str) or not value.isdigit():
+        return ""
+    if not value.isascii():
+        return "ids are written with the digits 0-9 only; "
+    if value != str(int(value)):
+        return f"ids have no leading zeros: write '{int(value)}'; "
+    return ""
+
+
 @cache
 def _canonical_neurons() -> tuple[str, ...]:
     return tuple(f"{sid}/{k}" for sid in MODEL_SESSIONS
@@ -128,15 +140,16 @@ def check_neuron(session_id, neuron) -> tuple[int, int]:
     sid = _as_index(session_id)
     if sid not in MODEL_SESSIONS:
         raise UnknownSessionError(
-            f"session {_show(session_id)} has no compact models; choose one of "
-            f"{', '.join(map(str, MODEL_SESSIONS))}"
+            f"session {_show(session_id)} has no compact models; {_spelling_hint(session_id)}"
+            f"choose one of {', '.join(map(str, MODEL_SESSIONS))}"
         )
     count = session_info(sid).num_neurons
     k = _as_index(neuron)
     if k is None or k >= count:
+        hint = _spelling_hint(neuron).removesuffix("; ") or "it does not exist"
         raise UnknownNeuronError(
-            f"unknown neuron {_show(neuron)} of session {sid} (it does not exist; the session "
-            f"has {count} neurons, 0-{count - 1})"
+            f"unknown neuron {_show(neuron)} of session {sid} ({hint}; the session has "
+            f"{count} neurons, 0-{count - 1})"
         )
     return sid, k
 

@@ -34,7 +34,7 @@ from .deps import IMMUTABLE, explorer, png_response
 router = APIRouter(prefix="/api/neurons", tags=["neurons"])
 
 # ASCII digits only (``\d`` also matches other scripts' digits)
-_PREFERRED_RE = re.compile(r"^([0-9]{1,2})\.png$")
+_PREFERRED_RE = re.compile(r"^(0|[1-9][0-9]?)\.png$")  # one spelling per image
 _IMAGE_REF_RE = re.compile(r"^([sp])([0-9]{1,5})$")
 
 

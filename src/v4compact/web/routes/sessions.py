@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
 # ASCII digits only (``\d`` also matches other scripts' digits, which int() accepts)
 _SESSION_RE = re.compile(r"^[0-9]{6}$")
-_IMAGE_RE = re.compile(r"^[0-9]{1,5}\.png$")
+_IMAGE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})\.png$")  # one spelling per image
 
 
 def _session_id(value: str) -> int:
