@@ -1,7 +1,9 @@
 """Bounded mixed load test of the explorer (loopback only, stops by itself).
 
-Starts the explorer on 127.0.0.1 in this process, warms it up (the 219-neuron population
-model is loaded by the first upload), then runs ``--clients`` concurrent clients for
+Starts the explorer with ``v4compact serve`` on a free 127.0.0.1 port in a process of its own
+(so the memory and CPU measured are the server's alone), warms it up with one request of each
+kind (the 219-neuron population model is loaded by the first upload), then runs
+``--clients`` concurrent clients for
 ``--duration`` seconds. Each client connects from its own loopback address (127.0.1.1,
 127.0.1.2, ...: every 127.x.y.z is this computer), so the server's per-client limits see
 distinct visitors, and loops over a weighted mix of requests:
@@ -13,8 +15,10 @@ distinct visitors, and loops over a weighted mix of requests:
 
 It prints, per kind: requests, successes, refusals (429 client limit / 503 busy), other
 errors (5xx, wrong content, connection errors), p50/p95/max latency of the successes, and
-overall requests/s; and the process's resident memory before the load (after warm-up), its
-peak during the load (sampled every 0.2 s) and after it. Exit status 1 if any 5xx or error.
+overall requests/s; and the server's resident memory before the load (after warm-up), its
+peak during the load (sampled every 0.2 s) and after it. Exit status 1 on any error, any 5xx
+other than 503 (a refusal when every place is taken, by design), any traceback in the server's
+log, or memory after the load more than 20% above before.
 
     .venv/bin/python benchmarks/load_test.py                       # 20 clients, 2 minutes
     .venv/bin/python benchmarks/load_test.py --mix upload=1 --clients 8 --duration 60
@@ -23,7 +27,6 @@ peak during the load (sampled every 0.2 s) and after it. Exit status 1 if any 5x
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -39,10 +42,10 @@ KINDS = ("page", "neuron", "upload", "synthesis")
 NEURONS = ("201025/10", "190923/0", "210225/5", "211022/3")
 
 
-def rss_mib() -> float:
-    """Resident memory of this process (server included), MiB (Linux /proc)."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid``, MiB (Linux /proc)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     except OSError:
@@ -68,8 +71,9 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
-def one_request(http, kind: str, payload: bytes, steps: int, rng: random.Random) -> int:
-    """Send one request of ``kind``; returns its HTTP status (-1: wrong content)."""
+def one_request(http, kind: str, payload: bytes, steps: int, neuron: str) -> int:
+    """Send one request of ``kind`` (about ``neuron``); returns its HTTP status (-1: wrong
+    content)."""
     if kind == "page":
         for path in ("/", "/static/app.js", "/static/style.css"):
             response = http.get(path)
@@ -80,14 +84,14 @@ def one_request(http, kind: str, payload: bytes, steps: int, rng: random.Random)
         listing = http.get("/api/neurons")
         if listing.status_code != 200:
             return listing.status_code
-        response = http.get(f"/api/neurons/{rng.choice(NEURONS)}")
+        response = http.get(f"/api/neurons/{neuron}")
         return response.status_code
     if kind == "upload":
         response = http.post("/api/predict", files={"image": ("photo.jpg", payload, "image/jpeg")})
         if response.status_code == 200 and len(response.json()["responses"]) != 219:
             return -1
         return response.status_code
-    url = f"/api/synthesize/stream?neurons={rng.choice(NEURONS)}&steps={steps}&preset=upstream"
+    url = f"/api/synthesize/stream?neurons={neuron}&steps={steps}&preset=upstream"
     with http.stream("GET", url) as response:
         if response.status_code != 200:
             return response.status_code
@@ -103,8 +107,9 @@ def one_request(http, kind: str, payload: bytes, steps: int, rng: random.Random)
 
 
 def run_clients(base_url: str, payload: bytes, clients: int, duration_s: float,
-                mix: dict[str, float], steps: int, timeout_s: float) -> dict:
-    """Run the clients until ``duration_s`` passes; returns records and memory samples."""
+                mix: dict[str, float], steps: int, timeout_s: float, server_pid: int) -> dict:
+    """Run the clients until ``duration_s`` passes; returns records and the server's memory
+    samples."""
     import httpx
 
     records: list[tuple[str, int, float]] = []  # (kind, status, seconds)
@@ -121,7 +126,7 @@ def run_clients(base_url: str, payload: bytes, clients: int, duration_s: float,
                 kind = rng.choices(kinds, weights)[0]
                 start = time.perf_counter()
                 try:
-                    status = one_request(http, kind, payload, steps, rng)
+                    status = one_request(http, kind, payload, steps, rng.choice(NEURONS))
                 except httpx.HTTPError as err:
                     status = -2
                     with lock:
@@ -136,7 +141,7 @@ def run_clients(base_url: str, payload: bytes, clients: int, duration_s: float,
 
     def sample_memory() -> None:
         while not done.wait(0.2):
-            samples.append(rss_mib())
+            samples.append(rss_mib(server_pid))
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
@@ -159,18 +164,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def report(result: dict, rss_before: float, rss_after: float, args, stats: dict) -> int:
-    """Print the tables; returns the exit status (1 on any 5xx or error)."""
-    import torch
+#: Largest accepted growth of the server's memory over the load, as a fraction of before.
+MAX_RSS_GROWTH = 0.20
 
+
+def report(result: dict, rss_before: float, rss_after: float, args, stats: dict,
+           errors_logged: list[str]) -> int:
+    """Print the tables; returns the exit status (1 on any error, 5xx other than 503, server
+    traceback, or memory after the load more than :data:`MAX_RSS_GROWTH` above before)."""
     by_kind: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for kind, status, seconds in result["records"]:
         by_kind[kind].append((status, seconds))
     print(f"explorer load test: {args.clients} clients x {args.duration:.0f} s, mix "
           f"{args.mix}, synthesis {args.synthesis_steps} steps; server {args.workers} workers, "
-          f"queue {args.queue}; {os.cpu_count()} CPU cores, torch threads "
-          f"{torch.get_num_threads()}; load average before "
-          f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f}")
+          f"queue {args.queue}; {os.cpu_count()} CPU cores; load average before "
+          f"{args.load_before:.1f}")
     header = ("kind", "requests", "ok", "429", "503", "errors", "p50 s", "p95 s", "max s")
     rows = [header]
     failures = 0
@@ -204,8 +212,13 @@ def report(result: dict, rss_before: float, rss_after: float, args, stats: dict)
     print(f"RSS before / peak / after: {rss_before:.0f} / {peak:.0f} / {rss_after:.0f} MiB "
           f"(after - before {rss_after - rss_before:+.0f} MiB, "
           f"{100 * (rss_after - rss_before) / rss_before:+.0f}%)")
+    growth = (rss_after - rss_before) / rss_before
+    print(f"memory after the load within {MAX_RSS_GROWTH:.0%} of before: "
+          f"{'yes' if growth <= MAX_RSS_GROWTH else 'NO'}")
     print(f"pool: {stats}")
-    return 1 if failures else 0
+    print(f"server log: {len(errors_logged)} error/traceback lines"
+          + (f", first: {errors_logged[0][:200]}" if errors_logged else ""))
+    return 1 if failures or errors_logged or growth > MAX_RSS_GROWTH else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,35 +242,67 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     mix = parse_mix(args.mix)
 
+    import subprocess
     import tempfile
 
     import httpx
 
-    from v4compact.web.app import create_app
-    from v4compact.web.server import running_server
+    from v4compact.web.server import free_port
 
     data_dir = Path(args.data_dir)
     payload = photo_bytes(data_dir)
+    args.load_before = os.getloadavg()[0]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as empty_cache:
-        app = create_app(data_dir=data_dir, cache_dir=args.cache_dir or empty_cache,
-                         max_workers=args.workers, max_queue=args.queue)
-        with running_server(app) as url:
-            assert url.startswith("http://127.0.0.1:")
-            # the first upload loads the 219-neuron population model: give it time
+        command = [sys.executable, "-m", "v4compact", "serve", "--port", str(port),
+                   "--workers", str(args.workers), "--queue", str(args.queue),
+                   "--data-dir", str(data_dir), "--cache-dir", args.cache_dir or empty_cache]
+        # the server's messages go to a file: a pipe nobody reads would fill and stop it
+        server_log = Path(empty_cache) / "server.log"
+        with open(server_log, "wb") as log:
+            server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_server(url, server, server_log)
+            # warm-up, one request of each kind (the first upload loads the 219-neuron
+            # population model; neuron pages fill the server's bounded caches), so that the
+            # memory "before" is the warm server's and growth during the load means a leak
             with httpx.Client(base_url=url, timeout=900) as http:
-                start = time.perf_counter()
-                warm = one_request(http, "upload", payload, args.synthesis_steps,
-                                   random.Random(0))
-                print(f"warm-up upload: HTTP {warm} in {time.perf_counter() - start:.1f} s")
-            gc.collect()
-            rss_before = rss_mib()
+                for kind in KINDS:
+                    for neuron in NEURONS if kind in ("neuron", "synthesis") else NEURONS[:1]:
+                        start = time.perf_counter()
+                        status = one_request(http, kind, payload, args.synthesis_steps, neuron)
+                        print(f"warm-up {kind}: HTTP {status} in "
+                              f"{time.perf_counter() - start:.1f} s")
+            time.sleep(1.0)
+            rss_before = rss_mib(server.pid)
             result = run_clients(url, payload, args.clients, args.duration, mix,
-                                 args.synthesis_steps, args.timeout)
+                                 args.synthesis_steps, args.timeout, server.pid)
             time.sleep(2.0)  # let abandoned jobs finish
-            gc.collect()
-            rss_after = rss_mib()
-            stats = app.state.explorer.pool.stats()
-    return report(result, rss_before, rss_after, args, stats)
+            rss_after = rss_mib(server.pid)
+            stats = httpx.get(f"{url}/api/health", timeout=60).json()["jobs"]
+            errors_logged = [line for line in server_log.read_text(errors="replace").splitlines()
+                             if "Traceback" in line or "ERROR" in line]
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    return report(result, rss_before, rss_after, args, stats, errors_logged)
+
+
+def _wait_for_server(url: str, server, log: Path, timeout_s: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = log.read_text(errors="replace")[-300:]
+            raise SystemExit(f"error: the server stopped: {tail}")
+        try:
+            httpx.get(f"{url}/api/health", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"error: the server did not answer within {timeout_s:.0f} s")
 
 
 if __name__ == "__main__":
