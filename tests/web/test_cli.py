@@ -208,7 +208,8 @@ def test_a_corrupt_filter_count_file_is_one_line(capsys, tmp_path, damaged_data_
     Image.new("RGB", (112, 112), (120, 90, 60)).save(photo)
     _one_line_error(capsys, ["predict", f"compact/{GARBLED}", str(photo), "--data-dir",
                              str(damaged_data_dir)],
-                    "compact_model_190923_neuron2.npy is not a filter-count file",
+                    "compact_model_190923_neuron2.npy is not a filter-count file (not a "
+                    ".npy file)",
                     f"v4compact data fetch nums-filters:{GARBLED}")
 
 

@@ -105,6 +105,10 @@ def _read_num_filters(path: Path, release_path: str, data_dir) -> list[int]:
         CorruptDataError: the file is not an integer array of 5 (named, with its fetch).
     """
     try:
+        with open(path, "rb") as file:
+            # numpy takes any other content for a pickle and says so: name the real problem
+            if file.read(6) != b"\x93NUMPY":
+                raise ValueError("not a .npy file")
         counts = np.load(path, allow_pickle=False)
         if counts.shape != (5,) or not np.issubdtype(counts.dtype, np.integer):
             raise ValueError(f"holds {counts.dtype} {counts.shape}, not 5 integers")
