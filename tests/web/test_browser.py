@@ -314,3 +314,23 @@ def test_damaged_model_file_disables_only_its_neuron(browser, damaged_data_dir, 
         assert "3 are switched off" in page.inner_text("#try-missing")
         _no_script_errors(page)
         context.close()
+
+
+def test_the_shipped_tutorials_fit_a_phone_screen(browser, data_dir, tmp_path):
+    """The real, executed notebooks (wide code lines, tables, figures) on a 375 px screen."""
+    from v4compact.web.app import create_app
+    from v4compact.web.server import running_server
+
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    names = sorted(p.stem for p in notebooks.glob("*.ipynb"))
+    assert len(names) >= 5
+    app = create_app(data_dir=data_dir, cache_dir=tmp_path, notebooks_dir=notebooks)
+    with running_server(app) as url:
+        context, phone = _new_page(browser, url, width=375, height=740)
+        for name in names:
+            phone.goto(f"/#/tutorial/{name}")
+            phone.wait_for_selector(".nb-cell pre")
+            assert phone.locator(".nb-cell img").count() > 0, f"{name} shows no figure"
+            assert _overflow(phone) <= 0, f"tutorial {name} is wider than 375 px"
+        _no_script_errors(phone)
+        context.close()
