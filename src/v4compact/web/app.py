@@ -159,8 +159,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         # a file the server cannot read (permissions, a disk problem): the server's fault
         logging.getLogger(__name__).warning("%s: %s", request.url.path, one_line_message(err))
         detail = request.app.state.explorer.public_message(
-            f"the server could not use a file ({one_line_message(err)}); whoever runs this "
-            "site should check it"
+            f"the server could not use one of its files ({one_line_message(err)}); the fault "
+            "is the server's, not your request's: its log has the details"
         )
         return JSONResponse({"detail": detail}, status_code=500)
 
