@@ -49,6 +49,12 @@ def test_released_models_stack_column_by_column(released):
                                    rtol=1e-4, atol=1e-4)
     assert maps[:, 0, 3:].abs().max() == 0  # padding stays zero
 
+    fused = stack.fused()  # batch norm folded, channels-last: the same function
+    assert not any(p.requires_grad for p in fused.parameters())
+    with torch.no_grad():
+        assert (fused(x) - want).abs().max() / scale < 1e-5
+        assert (fused(per_model) - want_own).abs().max() / scale < 1e-5
+
 
 def test_to_models_round_trip_is_exact(released):
     back = CompactStack.from_models(released).to_models()

@@ -10,9 +10,18 @@ When the members are compact models, the targeted ones run as
 :class:`~v4compact.models.stack.CompactStack` chunks: each model gets its own images in one
 grouped forward (and backward) pass instead of one small pass per model. The stack computes
 the same function as the separate models (to float rounding), so synthesis gives the same
-images; chunks of :data:`STACK_CHUNK` models keep the feature maps cache-sized, and each
-chunk is recomputed in the backward pass (activation checkpointing) so memory stays that of
-one chunk.
+images; it runs with batch norm folded and in channels-last memory
+(:meth:`~v4compact.models.stack.CompactStack.fused`). Models are chunked
+:data:`STACK_CHUNK` at a time, in order of their layer-0 width (the layer that costs most),
+so that a chunk pads its members to similar widths.
+
+Each image's response depends on that image alone (batch norm is frozen), so the gradient
+of a chunk's summed responses with respect to its images is every image's own gradient.
+The forward pass therefore runs each chunk forward *and* backward at once and keeps only
+those input gradients (one image's size each); the backward pass of the whole batch is then
+a product with the incoming gradient. No activation is kept across chunks and nothing is
+recomputed (activation checkpointing would run every forward pass twice), so memory stays
+that of one chunk.
 """
 
 from __future__ import annotations
@@ -21,7 +30,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ..errors import InvalidInputError
 from ..models.stack import CompactStack
@@ -81,8 +89,7 @@ class RoutedModels(nn.Module):
         if stack is None:
             if len(self._stacks) >= 64:  # a long-lived server targets many subsets
                 self._stacks.clear()
-            stack = CompactStack.from_models([self.members[m] for m in owners]).eval()
-            stack.requires_grad_(False)
+            stack = CompactStack.from_models([self.members[m] for m in owners]).fused()
             self._stacks[key] = stack
         return stack
 
@@ -119,7 +126,8 @@ class RoutedModels(nn.Module):
         """
         owners = owners.to(x.device)
         out = x.new_zeros(x.shape[0])
-        targeted = torch.unique(owners).tolist()
+        targeted = sorted(torch.unique(owners).tolist(),
+                          key=lambda m: (self.members[m].core.num_filters[0], m))
         grad = torch.is_grad_enabled() and x.requires_grad
         for start in range(0, len(targeted), STACK_CHUNK):
             chunk = targeted[start:start + STACK_CHUNK]
@@ -130,9 +138,36 @@ class RoutedModels(nn.Module):
                 rows.append(torch.arange(len(idx), device=x.device))
                 cols.append(torch.full((len(idx),), k, device=x.device))
             index, rows, cols = torch.cat(index), torch.cat(rows), torch.cat(cols)
-            grid = x.new_zeros(int(rows.max()) + 1, len(chunk), *x.shape[1:])
-            grid = grid.index_put((rows, cols), x[index])
             stack = self._stack_for(tuple(chunk)).to(x.device)
-            y = checkpoint(stack, grid, use_reentrant=False) if grad else stack(grid)
-            out = out.index_put((index,), y[rows, cols])
+            shape = (int(rows.max()) + 1, len(chunk), *x.shape[1:])
+
+            def run(images, stack=stack, rows=rows, cols=cols, shape=shape):
+                grid = images.new_zeros(shape).index_put((rows, cols), images)
+                return stack(grid)[rows, cols]
+
+            y = _OwnImageGradient.apply(x[index], run) if grad else run(x[index])
+            out = out.index_put((index,), y)
         return out
+
+
+class _OwnImageGradient(torch.autograd.Function):
+    """``y = f(x)`` for a function whose output ``y[i]`` depends on image ``x[i]`` alone.
+
+    The forward pass computes ``y`` and, by one backward pass of ``y.sum()``, every
+    ``dy[i]/dx[i]`` (shape of ``x``); the backward pass multiplies them by the incoming
+    gradient. Exact for such functions; no graph outlives the forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, fn) -> torch.Tensor:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            y = fn(leaf)
+            (grad,) = torch.autograd.grad(y.sum(), leaf)
+        ctx.save_for_backward(grad)
+        return y.detach()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad_output.reshape(-1, *[1] * (grad.ndim - 1)) * grad, None
