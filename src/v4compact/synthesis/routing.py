@@ -36,7 +36,7 @@ from ..models.stack import CompactStack
 
 #: Models per stacked chunk in :meth:`RoutedModels.forward_columns` (see the module docstring;
 #: measured in ``benchmarks/bench_synthesis.py``).
-STACK_CHUNK = 16
+STACK_CHUNK = 32
 
 __all__ = ["RoutedModels"]
 
