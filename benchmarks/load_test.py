@@ -1,10 +1,10 @@
 """Bounded mixed load test of the explorer (loopback only, stops by itself).
 
 Starts the explorer with ``v4compact serve`` on a free 127.0.0.1 port in a process of its own
-(so the memory and CPU measured are the server's alone), warms it up with one request of each
-kind (the 219-neuron population model is loaded by the first upload), then runs
-``--clients`` concurrent clients for
-``--duration`` seconds. Each client connects from its own loopback address (127.0.1.1,
+(so the memory and CPU measured are the server's alone; its background build of neuron pages,
+where it has one, is switched off), warms it up with one request of each kind (the 219-neuron
+population model is loaded by the first upload), then runs ``--clients`` concurrent clients
+for ``--duration`` seconds. Each client connects from its own loopback address (127.0.1.1,
 127.0.1.2, ...: every 127.x.y.z is this computer), so the server's per-client limits see
 distinct visitors, and loops over a weighted mix of requests:
 
@@ -16,9 +16,9 @@ distinct visitors, and loops over a weighted mix of requests:
 It prints, per kind: requests, successes, refusals (429 client limit / 503 busy), other
 errors (5xx, wrong content, connection errors), p50/p95/max latency of the successes, and
 overall requests/s; and the server's resident memory before the load (after warm-up), its
-peak during the load (sampled every 0.2 s) and after it. Exit status 1 on any error, any 5xx
-other than 503 (a refusal when every place is taken, by design), any traceback in the server's
-log, or memory after the load more than 20% above before.
+peak during the load (sampled every 0.2 s) and after it (once its pool is idle). Exit status
+1 on any error, any 5xx other than 503 (a refusal when every place is taken, by design), any
+traceback in the server's log, or memory after the load more than 20% above before.
 
     .venv/bin/python benchmarks/load_test.py                       # 20 clients, 2 minutes
     .venv/bin/python benchmarks/load_test.py --mix upload=1 --clients 8 --duration 60
@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "v4compact", "serve", "--port", str(port),
                    "--workers", str(args.workers), "--queue", str(args.queue),
                    "--data-dir", str(data_dir), "--cache-dir", args.cache_dir or empty_cache]
+        # a server that builds missing neuron pages in the background would spend CPU and
+        # memory on them during the load: measure the requests' own cost
+        serve_help = subprocess.run([sys.executable, "-m", "v4compact", "serve", "--help"],
+                                    capture_output=True, text=True).stdout
+        if "--no-build" in serve_help:
+            command.append("--no-build")
         # the server's messages go to a file: a pipe nobody reads would fill and stop it
         server_log = Path(empty_cache) / "server.log"
         with open(server_log, "wb") as log:
@@ -278,15 +284,31 @@ def main(argv: list[str] | None = None) -> int:
             rss_before = rss_mib(server.pid)
             result = run_clients(url, payload, args.clients, args.duration, mix,
                                  args.synthesis_steps, args.timeout, server.pid)
-            time.sleep(2.0)  # let abandoned jobs finish
+            stats = _wait_until_idle(url)  # abandoned jobs finish
+            time.sleep(2.0)
             rss_after = rss_mib(server.pid)
-            stats = httpx.get(f"{url}/api/health", timeout=60).json()["jobs"]
-            errors_logged = [line for line in server_log.read_text(errors="replace").splitlines()
+            log_text = server_log.read_text(errors="replace")
+            errors_logged = [line for line in log_text.splitlines()
                              if "Traceback" in line or "ERROR" in line]
+            if errors_logged:  # show the first one whole
+                first = log_text.find("Traceback")
+                print(log_text[max(0, first - 300): first + 3000], file=sys.stderr)
         finally:
             server.terminate()
             server.wait(timeout=60)
     return report(result, rss_before, rss_after, args, stats, errors_logged)
+
+
+def _wait_until_idle(url: str, timeout_s: float = 120.0) -> dict:
+    """Wait until the server's pool runs and holds no job; returns its counters."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = httpx.get(f"{url}/api/health", timeout=60).json()["jobs"]
+        if (stats["running"] == 0 and stats["waiting"] == 0) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.5)
 
 
 def _wait_for_server(url: str, server, log: Path, timeout_s: float = 120.0) -> None:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
+import ctypes.util
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +73,51 @@ class KindQuota:
     running: int
     waiting: int
     per_client: int
+
+
+def _load_libc():
+    """glibc, or None (another C library, or not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+#: ``mallopt`` parameter of glibc: the most heap arenas (one per thread by default, up to 8
+#: per core), each keeping its own freed memory.
+_M_ARENA_MAX = -8
+#: Heap arenas a serving process keeps (the worker and request threads share them).
+SERVER_MALLOC_ARENAS = 2
+
+
+def limit_heap_arenas(arenas: int = SERVER_MALLOC_ARENAS) -> bool:
+    """Let the process's threads share at most ``arenas`` glibc heap arenas.
+
+    A server runs many threads (workers, the framework's request threads); with an arena per
+    thread, memory freed by one thread stays reserved for it, and resident memory ratchets
+    up after each burst of concurrent requests. Returns False where glibc is absent.
+    """
+    return bool(_LIBC is not None and _LIBC.mallopt(_M_ARENA_MAX, arenas))
+
+
+def release_free_memory() -> bool:
+    """Give the heap memory that jobs freed back to the operating system.
+
+    glibc keeps freed memory in per-thread arenas for reuse, so after a burst of concurrent
+    jobs (each forward pass allocates and frees tens of MB in its worker thread) the server's
+    resident memory would stay near its peak. The pool calls this whenever it falls idle.
+
+    Returns:
+        True when memory was trimmed (glibc), False where there is nothing to call.
+    """
+    if _LIBC is None:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
 
 
 def default_quotas(max_workers: int, max_queue: int) -> dict[str, KindQuota]:
@@ -166,6 +214,9 @@ class JobPool:
         self.max_per_client = (
             max(1, (max_workers + max_queue) // 2) if max_per_client is None else max_per_client
         )
+        # the app's threads (these workers, the framework's request threads) share a few
+        # heap arenas, so memory freed after a burst of requests can be returned
+        limit_heap_arenas()
         self._cond = threading.Condition()
         self._waiting: list[_Job] = []  # arrival order
         self._running: dict[str, int] = {}  # kind -> jobs running
@@ -344,6 +395,9 @@ class JobPool:
                     self._running[job.kind] -= 1
                     self._release(job)
                     self._cond.notify_all()
+                    idle = not self._waiting and not any(self._running.values())
+                if idle:  # a burst is over: hand its freed memory back
+                    release_free_memory()
 
     def shutdown(self) -> None:
         """Refuse new jobs, drop waiting ones and wait for running ones to finish."""
