@@ -54,11 +54,16 @@ class Row:
 
 
 ROWS: list[Row] = []
+#: The script's temporary folder, shown as ``<tmp>`` in the table.
+WORK: list[str] = []
 
 
 def add(item: str, bad_input: str, before: str, status, message: str) -> None:
     """Record a row and echo it (progress on stderr)."""
-    row = Row(item, bad_input, before, str(status), " ".join(str(message).split()))
+    text = " ".join(str(message).split())
+    for folder in WORK:
+        text = text.replace(folder, "<tmp>")
+    row = Row(item, bad_input, before, str(status), text)
     ROWS.append(row)
     print(f"[{item}] {bad_input}: {row.status} | {row.message[:160]}", file=sys.stderr)
 
@@ -206,20 +211,20 @@ def readme_cases(data_dir: Path, work: Path, with_evaluate: bool) -> None:
         code, message, seconds = cli(["evaluate", "compact", "--sessions", "190923", "201025",
                                       "--out", "results.csv"], cwd=cwd)
         rows = len((cwd / "results.csv").read_text().splitlines()) - 1 if code == 0 else 0
-        add("0", "README: `v4compact evaluate compact --sessions 190923 201025 --out "
-            "results.csv`", "error: compact/190923/0 predicts no neuron of session 201025",
+        add("0", "README: `evaluate compact --sessions 190923 201025 --out results.csv`",
+            "error: compact/190923/0 predicts no neuron of session 201025",
             f"exit {code}", f"{rows} neurons scored in {seconds:.0f} s; {message}")
         code, message, seconds = cli(["figure", "fig1h", "--results", "results.csv", "--out",
                                       "fig1h.png"], cwd=cwd)
-        add("0", "`v4compact figure fig1h` (here from those results: `--results results.csv "
-            "--out fig1h.png`)", "the same error", f"exit {code} in {seconds:.0f} s",
+        add("0", "`figure fig1h` (here from those results: `--results results.csv --out "
+            "fig1h.png`)", "the same error", f"exit {code} in {seconds:.0f} s",
             f"{message} ({(cwd / 'fig1h.png').stat().st_size // 1024} kB)"
             if code == 0 else message)
         code, message, seconds = cli(["report", "--out", "report/", "--compact-results",
                                       "results.csv", "--sessions", "190923", "201025",
                                       "--teachers", "from_ensemble_model", "--num-filters",
                                       "200", "--num-boot", "0", "--quiet"], cwd=cwd)
-        add("0", "`v4compact report --out report/` (here: those results, one shared model)",
+        add("0", "`report --out report/` (here: those results, one shared model)",
             "the same error", f"exit {code} in {seconds:.0f} s",
             f"{message} ({len(list((cwd / 'report').iterdir()))} files in report/)"
             if code == 0 else message)
@@ -473,7 +478,7 @@ def server_b_cases(server: Server, data_dir: Path) -> None:
         add("1", f"gallery with a corrupt nums_filters .npy ({GARBLED}) and a missing model "
             f"file ({MISSING})", "500", listing.status_code,
             f"{sum(c['health'] != 'ok' for c in cards.values())} marked: {GARBLED} "
-            f"{cards[GARBLED]['health']}: {cards[GARBLED]['problem']} | {MISSING} "
+            f"{cards[GARBLED]['health']}: {cards[GARBLED]['problem']}; {MISSING} "
             f"{cards[MISSING]['health']}: {cards[MISSING]['problem']}")
         first, first_s = upload(http, payload)
         second, second_s = upload(http, payload)
@@ -499,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="v4hardening-") as tmp:
         work = Path(tmp)
+        WORK.append(str(work))
         damaged_a = linked_copy(data_dir, work / "data-a")
         truncated = paths.compact_model(*map(int, TRUNCATED.split("/")))
         content = (data_dir / truncated).read_bytes()
@@ -525,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| # | bad input | before (from the issue) | after: status / exit | after: message |")
     print("|---|---|---|---|---|")
     for row in ROWS:
-        cells = [row.item, row.bad_input, row.before, row.status, row.message]
+        # messages as code: exact text, and a command in them ends where the cell ends
+        message = f"`{row.message}`" if "`" not in row.message else row.message
+        cells = [row.item, row.bad_input, row.before, row.status, message]
         print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return 0
 

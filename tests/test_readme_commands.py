@@ -41,6 +41,9 @@ _SHARED_TEST = "tests/evaluation/test_released_models.py"
 NOT_RUN_HERE = {
     "v4compact serve": "runs until stopped, on port 8000, which a parallel test run may hold; "
     "tests/web/test_cli.py starts 'serve' on a free port and stops it",
+    "v4compact serve --host 0.0.0.0 --allow-host labpc.local --allow-host 192.168.1.20": "runs "
+    "until stopped, on every network interface; tests/web/test_cli.py::"
+    "test_serve_answers_an_allowed_lan_name_and_refuses_others serves --allow-host on loopback",
     "v4compact site build": "builds all 219 neurons (20 minutes and more); "
     "tests/web/test_cli.py::test_site_build_is_incremental builds one",
     "v4compact site build --steps 50 --seeds 2": "builds all 219 neurons; "
