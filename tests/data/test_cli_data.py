@@ -71,12 +71,16 @@ def test_status_verify_flags_a_corrupt_file(capsys, tmp_path, data_dir):
     rel = paths.responses_averaged(190923)
     (tmp_path / rel).parent.mkdir(parents=True)
     (tmp_path / rel).write_bytes(b"\0" * (data_dir / rel).stat().st_size)
-    _, _, quick_err = run_main(capsys, "data", "status", "--data-dir", str(tmp_path))
-    _, out, err = run_main(capsys, "data", "status", "--verify", "--data-dir", str(tmp_path))
-    assert "corrupt" not in quick_err
-    assert f"corrupt: {rel}" in err
+    quick_status, _, quick_err = run_main(capsys, "data", "status", "--data-dir", str(tmp_path))
+    status, out, err = run_main(capsys, "data", "status", "--verify", "--data-dir",
+                                str(tmp_path))
+    assert "corrupt" not in quick_err and quick_status == 0  # same size: only hashing tells
+    assert f"corrupt: {rel}" in err and status == 1  # a corrupt file fails the command
     row = next(line for line in out.splitlines() if line.startswith("responses "))
     assert row.split()[1:4] == ["0", "49", "1"]
+    (tmp_path / rel).write_bytes(b"\0" * 10)  # a truncated file: its size tells at once
+    status, _, err = run_main(capsys, "data", "status", "--data-dir", str(tmp_path))
+    assert status == 1 and f"corrupt: {rel}" in err
 
 
 def test_info_shows_snr_or_names_the_missing_raw_file(capsys, data_dir):
