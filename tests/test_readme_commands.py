@@ -70,6 +70,11 @@ NOT_RUN_HERE = {
     "--out runs/m1": "distills, prunes and retrains two 100-filter students on 800 images "
     "(far over a minute on 2 cores); tests/training/test_cli_distill.py runs make-compact end "
     "to end on a tiny configuration",
+    "v4compact predict 201025/* session:201025:heldout --units spikes": "the measurement "
+    "behind the units claim: 89 models on the 1,200 photos of 201025 (fit half for the "
+    "calibration, held-out half to predict; 3 minutes on 2 cores); tests/models/"
+    "test_calibration.py::test_spikes_on_the_heldout_half_of_201025 runs the same command on "
+    "a sample of its neurons",
     "v4compact data fetch session:190923 compact-models": "needs the raw responses of 190923, "
     "which are not in the test data copy; tests/data/test_fetch.py fetches groups from a local "
     "release server, and 'data fetch compact-models:201025/10' runs here",
