@@ -46,17 +46,18 @@ browser:
 	    done; }; \
 	  apt update -qq && apt install -y -qq chromium; }
 
-# The main job: check the data (fetching what the explorer needs when it is missing), build the
-# explorer's assets (incremental: a second run only serves), and start the explorer.
-SITE_OPTS ?= --seeds 3 --steps 100
+# The main job: check the data (fetching what the explorer needs when it is missing) and start
+# the explorer. It answers at once and computes the neuron pages that are not built yet in the
+# background (a visited neuron first); 'v4compact site build' precomputes them offline.
+# SERVE_OPTS: e.g. --no-build, --site-steps 100 --site-seeds 3 (the defaults), --cache-dir DIR.
+SERVE_OPTS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # 'data status' exits 1 on corrupt files; the fetch that follows replaces them.
 run: install
 	-$(BIN)/v4compact data status
 	$(BIN)/v4compact data fetch responses compact-models shared-models images:190923 images:201025 images:210225
-	$(BIN)/v4compact site build $(SITE_OPTS)
-	$(BIN)/v4compact serve --host $(HOST) --port $(PORT)
+	$(BIN)/v4compact serve --host $(HOST) --port $(PORT) $(SERVE_OPTS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from v4compact.web.app import create_app
-    from v4compact.web.assets import SiteSettings, build_site
+    from v4compact.web.assets import SiteSettings
     from v4compact.web.server import running_server
+    from v4compact.web.sitebuild import build_site
 
     data_dir = Path(args.data_dir) if args.data_dir else None
     if not args.no_build:

@@ -17,7 +17,8 @@ HELDOUT_IMAGES = 120
 @pytest.fixture(scope="session")
 def site_cache(tmp_path_factory, data_dir) -> Path:
     """A site cache for :data:`SITE_NEURONS` built with few steps (quick)."""
-    from v4compact.web.assets import SiteSettings, build_site
+    from v4compact.web.assets import SiteSettings
+    from v4compact.web.sitebuild import build_site
 
     cache = tmp_path_factory.mktemp("site")
     settings = SiteSettings(

@@ -7,6 +7,14 @@ import argparse
 from .checks import check_positive, output_dir
 
 
+class SiteDefaults:
+    """Synthesis defaults shared by 'serve' and 'site build' (same pages either way); kept
+    here so the command line starts without importing the web package."""
+
+    steps = 100
+    seeds = 3
+
+
 def register(subparsers, parents) -> None:
     """Add ``serve`` and ``site`` (with ``site build``)."""
     serve = subparsers.add_parser(
@@ -14,8 +22,10 @@ def register(subparsers, parents) -> None:
         parents=parents,
         help="start the explorer web page",
         description="Start the V4 explorer (a web page over the models and data). It binds to "
-        "127.0.0.1 by default, so only this computer can open it; run 'v4compact site build' "
-        "first so pages load from precomputed pictures and scores. It answers only to the "
+        "127.0.0.1 by default, so only this computer can open it. It answers at once and "
+        "computes the neuron pages that are not in --cache-dir yet in the background (a "
+        "visited neuron first), writing them where 'v4compact site build' would. It answers "
+        "only to the "
         "host names 127.0.0.1, localhost and [::1] (and the --host address), and refuses "
         "requests sent by pages of other web sites.",
         epilog="To serve it on a network on purpose: v4compact serve --host 0.0.0.0 "
@@ -37,6 +47,17 @@ def register(subparsers, parents) -> None:
     serve.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
                        help="per-request time limit of live work (default 120)")
     serve.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    serve.add_argument("--no-build", action="store_true",
+                       help="serve only the pages already in --cache-dir (no background build)")
+    serve.add_argument("--site-steps", type=int, default=SiteDefaults.steps, metavar="N",
+                       help=f"synthesis steps of the pages it builds (default {SiteDefaults.steps}"
+                       ", as 'site build')")
+    serve.add_argument("--site-seeds", type=int, default=SiteDefaults.seeds, metavar="N",
+                       help="preferred images per neuron of the pages it builds (default "
+                       f"{SiteDefaults.seeds})")
+    serve.add_argument("--site-heldout-images", type=int, default=None, metavar="N",
+                       help="draw and rank only the first N held-out photos on the pages it "
+                       "builds (quick test servers; default: all)")
     serve.set_defaults(func=_serve)
 
     site = subparsers.add_parser("site", help="precompute the explorer's assets",
@@ -47,21 +68,28 @@ def register(subparsers, parents) -> None:
         parents=parents,
         help="precompute pictures, rankings and scores (incremental)",
         description="Precompute, per neuron, the held-out predictions and score, the top and "
-        "bottom natural images, and synthesized preferred images; plus the session figures. "
-        "Only what is missing or out of date (model file or settings changed) is computed.",
+        "bottom natural images, and synthesized preferred images; plus the figures of their "
+        "sessions. Neurons are computed session by session (one model pass per session, "
+        "synthesis in batches); only what is missing or out of date (model file or settings "
+        "changed) is computed, and a build stopped at any point resumes where it stopped. "
+        "Prints the time of each stage. 'v4compact serve' builds the same pages in the "
+        "background.",
     )
     build.add_argument("--cache-dir", metavar="DIR", default=None,
                        help="output folder (default: the per-user cache's 'site' folder)")
     build.add_argument("--neurons", nargs="+", metavar="ID", default=None,
                        help="neuron ids (201025/10) or session ids (201025); default: all 219")
-    build.add_argument("--steps", type=int, default=200, help="synthesis steps (default 200)")
-    build.add_argument("--seeds", type=int, default=3,
-                       help="preferred images (random starts) per neuron (default 3)")
+    build.add_argument("--steps", type=int, default=SiteDefaults.steps,
+                       help=f"synthesis steps (default {SiteDefaults.steps})")
+    build.add_argument("--seeds", type=int, default=SiteDefaults.seeds,
+                       help=f"preferred images (random starts) per neuron (default "
+                       f"{SiteDefaults.seeds})")
     build.add_argument("--preset", default="upstream", help="synthesis preset (default upstream)")
     build.add_argument("--heldout-images", type=int, default=None, metavar="N",
                        help="draw and rank only the first N held-out photos per neuron (quick "
                        "builds; default: all; the score always uses all of them)")
-    build.add_argument("--no-sessions", action="store_true", help="skip the session figures")
+    build.add_argument("--no-sessions", action="store_true",
+                       help="skip the session figures (the server draws each when first asked)")
     build.add_argument("--no-stats", action="store_true",
                        help="skip the population statistics (used by 'Try your image')")
     build.add_argument("--force", action="store_true", help="rebuild even what is current")
@@ -129,6 +157,10 @@ def _serve(args: argparse.Namespace) -> int:
     from ..web.app import create_app
 
     _check_serve_options(args)
+    settings = None
+    if not args.no_build:
+        settings = _site_settings(args.site_steps, args.site_seeds, "upstream",
+                                  args.site_heldout_images, prefix="--site-")
     sock = bind_socket(args.host, args.port)
     allowed = list(args.allow_host)
     if args.host not in _WILDCARD_HOSTS:
@@ -145,6 +177,8 @@ def _serve(args: argparse.Namespace) -> int:
         device=args.device,
         preload=True,
         allowed_hosts=allowed,
+        build=not args.no_build,
+        site_settings=settings,
     )
     shown = "127.0.0.1" if args.host in _WILDCARD_HOSTS else args.host
     print(f"V4 explorer on http://{shown}:{args.port}/  (Ctrl-C stops it)")
@@ -153,21 +187,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace) -> int:
+def _site_settings(steps, seeds, preset, heldout_images, prefix="--"):
+    """Checked :class:`~v4compact.web.assets.SiteSettings` (errors name the option)."""
     from ..synthesis import get_preset
-    from ..web.assets import SiteSettings, build_site
+    from ..web.assets import SiteSettings
+
+    check_positive(f"{prefix}steps", steps)
+    check_positive(f"{prefix}seeds", seeds)
+    get_preset(preset)  # unknown names fail here, with the list of valid ones
+    if heldout_images is not None:
+        check_positive(f"{prefix}heldout-images", heldout_images)
+    return SiteSettings(steps=steps, seeds=seeds, preset=preset,
+                        max_heldout_images=heldout_images)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..web.sitebuild import StageTimes, build_site
     from ..web.state import default_cache_dir
 
-    check_positive("--steps", args.steps)
-    check_positive("--seeds", args.seeds)
-    get_preset(args.preset)  # unknown names fail here, with the list of valid ones
+    settings = _site_settings(args.steps, args.seeds, args.preset, args.heldout_images)
     cache_dir = output_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
-    if args.heldout_images is not None:
-        check_positive("--heldout-images", args.heldout_images)
-    settings = SiteSettings(
-        steps=args.steps, seeds=args.seeds, preset=args.preset,
-        max_heldout_images=args.heldout_images,
-    )
+    times = StageTimes()
     report = build_site(
         cache_dir,
         data_dir=args.data_dir,
@@ -177,8 +217,10 @@ def _build(args: argparse.Namespace) -> int:
         sessions=not args.no_sessions,
         population=not args.no_stats,
         force=args.force,
+        times=times,
     )
     for what, message in report.failed.items():
         print(f"warning: {what}: {message}")
     print(f"{report.summary()} -> {cache_dir}")
+    print(f"time per stage: {times.line()}")
     return 1 if report.failed and not (report.built or report.skipped) else 0

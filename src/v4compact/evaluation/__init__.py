@@ -1,7 +1,7 @@
 """Evaluation of models on the held-out V4 responses (``v4compact evaluate``)."""
 
 from ..models.zoo import SHARED_NUM_FILTERS, SHARED_TEACHERS
-from .evaluate import compact_model_ids, evaluate, shared_model_ids
+from .evaluate import compact_model_ids, evaluate, score_predictions, shared_model_ids
 from .predictors import (
     Predictor,
     backbone_predictor,
@@ -24,6 +24,7 @@ __all__ = [
     "ensemble_predictor",
     "evaluate",
     "model_group",
+    "score_predictions",
     "onnx_predictor",
     "shared_model_ids",
     "torch_predictor",

@@ -8,6 +8,7 @@ raw R^2 against the repeat-averaged responses; the metric is named in every row.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import os
@@ -430,22 +431,86 @@ def _predict_session(pred: Predictor, entry: _SessionData, split: str, mapping: 
 
 def _score(session, metric: str, items: list, split: str, num_boot: int, ci: float, seed: int):
     """Score all pending predictions of one session in one batch (neurons stacked)."""
+    scores = score_predictions(
+        session, [k for _, k, _, _ in items], np.stack([v for _, _, _, v in items]),
+        metric=metric, split=split, model_ids=[name for name, _, _, _ in items],
+        num_boot=num_boot, ci=ci, seed=seed,
+    )
+    return [dataclasses.replace(score, mapping=used)
+            for score, (_, _, used, _) in zip(scores, items, strict=True)]
+
+
+def score_predictions(
+    session,
+    neurons,
+    predictions,
+    *,
+    metric: str = "auto",
+    split: str = "heldout",
+    model_ids: list[str] | None = None,
+    num_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> list[NeuronScore]:
+    """Score given predictions of a session's neurons exactly as :func:`evaluate` does.
+
+    :func:`evaluate` computes its numbers with this function, so predictions made elsewhere
+    (e.g. one fused-population pass over a session, as the explorer's site build does) give
+    the same scores as ``v4compact evaluate``.
+
+    Args:
+        session: the recording :class:`~v4compact.data.session.Session`.
+        neurons: ``(K,)`` neuron indices within the session (rows of its responses).
+        predictions: float ``(K, M)`` predictions (any units: the metrics are correlations)
+            for the ``M`` images of ``split``, in image order.
+        metric: ``"auto"`` (r2_er where single-repeat responses exist, else raw R^2),
+            ``"r2_er"``, ``"raw_r2"`` or ``"split_half_r2"``.
+        split: ``"heldout"``, ``"fit"`` or ``"all"``: which images ``predictions`` cover.
+        model_ids: the ``model`` of each row (default ``compact/<session>/<k>``).
+        num_boot: bootstrap resamples of the images (0: no interval).
+        ci: coverage of the interval.
+        seed: seed of the bootstrap.
+
+    Returns:
+        One :class:`NeuronScore` per neuron (``mapping="direct"``), in the given order.
+
+    Raises:
+        InvalidInputError: an unknown split or metric, predictions of the wrong shape, or a
+            metric that needs single-repeat responses the data directory lacks.
+    """
+    if split not in SPLITS:
+        raise InvalidInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if metric not in METRICS:
+        raise InvalidInputError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    chosen = _choose_metric(metric, session)
+    if chosen == "missing-raw":
+        raise InvalidInputError(
+            f"{metric} needs single-repeat responses, which are not in the data directory "
+            f"for session {session.session_id}; use metric='raw_r2'"
+        )
     idx = _indices(session, split)
-    neurons = np.array([k for _, k, _, _ in items])
-    predictions = np.stack([v for _, _, _, v in items])
-    if metric == "raw_r2":
+    neurons = np.asarray(neurons, dtype=int).reshape(-1)
+    predictions = np.asarray(predictions)
+    if predictions.shape != (len(neurons), len(idx)):
+        raise InvalidInputError(
+            f"predictions of shape {predictions.shape} do not match {len(neurons)} neurons x "
+            f"{len(idx)} {split} images of session {session.session_id}; pass (neurons, images)"
+        )
+    if model_ids is None:
+        model_ids = [f"{COMPACT.name}/{session.session_id}/{int(k)}" for k in neurons]
+    if chosen == "raw_r2":
         target = session.responses[neurons][:, idx]
     else:
         target = session.raw_responses[neurons][:, idx]
-    fn = _METRIC_FNS[metric]
+    fn = _METRIC_FNS[chosen]
     if num_boot > 0:
         value, low, high = bootstrap_ci(fn, target, predictions, num_boot=num_boot, ci=ci,
                                         seed=seed)
     else:
         value = fn(target, predictions)
-        low = high = np.full(len(items), np.nan)
+        low = high = np.full(len(neurons), np.nan)
     return [
-        NeuronScore(session.session_id, int(k), name, metric, float(v), float(lo), float(hi),
-                    split=split, num_images=len(idx), mapping=used)
-        for (name, k, used, _), v, lo, hi in zip(items, value, low, high, strict=True)
+        NeuronScore(session.session_id, int(k), name, chosen, float(v), float(lo), float(hi),
+                    split=split, num_images=len(idx), mapping="direct")
+        for name, k, v, lo, hi in zip(model_ids, neurons, value, low, high, strict=True)
     ]

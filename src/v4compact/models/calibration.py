@@ -27,7 +27,7 @@ from .. import config
 from ..errors import DataNotFoundError, InvalidInputError
 from .zoo import Z_SCORED_UNITS, split_neuron_id
 
-__all__ = ["SPIKE_UNITS", "UNITS", "Calibration", "fit_calibration"]
+__all__ = ["SPIKE_UNITS", "UNITS", "Calibration", "calibration_from_outputs", "fit_calibration"]
 
 #: Units of calibrated outputs: repeat-averaged spike counts in the recordings' 100 ms bin.
 SPIKE_UNITS = "spikes per 100 ms"
@@ -147,13 +147,49 @@ def fit_calibration(model, data_dir: str | os.PathLike | None = None) -> Calibra
             )
         fit, _ = session.heldout_split()
         outputs = predict(model, session.images[fit]).reshape(len(fit), -1)
-        for column, k in pairs:
-            slope[column], intercept[column] = _least_squares(outputs[:, column],
-                                                              session.responses[k, fit])
+        cols = [column for column, _ in pairs]
+        part = calibration_from_outputs(session, [k for _, k in pairs], outputs[:, cols])
+        slope[cols], intercept[cols] = part.slope, part.intercept
     calibration = Calibration(neuron_ids, slope, intercept)
     with _CACHE_LOCK:
         _CACHE[key] = calibration
     return calibration
+
+
+def calibration_from_outputs(session, neurons, fit_outputs) -> Calibration:
+    """Fit the map to spikes of some of a session's neurons from outputs already computed.
+
+    :func:`fit_calibration` fits every model this way after running it on the fit half, so
+    outputs computed elsewhere (e.g. one fused-population pass over the session) give the
+    same calibration.
+
+    Args:
+        session: the recording :class:`~v4compact.data.session.Session`.
+        neurons: ``(K,)`` neuron indices within the session.
+        fit_outputs: float ``(F, K)`` model outputs (z-scored units) on the session's fit
+            half (:meth:`~v4compact.data.session.Session.heldout_split` ``[0]``, in order),
+            one column per neuron.
+
+    Returns:
+        A :class:`Calibration` with ``neuron_ids`` ``"<session>/<k>"``.
+
+    Raises:
+        InvalidInputError: outputs of the wrong shape.
+    """
+    fit, _ = session.heldout_split()
+    neurons = [int(k) for k in np.asarray(neurons).reshape(-1)]
+    outputs = np.asarray(fit_outputs, dtype=np.float64)
+    if outputs.shape != (len(fit), len(neurons)):
+        raise InvalidInputError(
+            f"outputs of shape {outputs.shape} do not match {len(fit)} fit-half images x "
+            f"{len(neurons)} neurons of session {session.session_id}; pass (images, neurons)"
+        )
+    slope = np.zeros(len(neurons))
+    intercept = np.zeros(len(neurons))
+    for column, k in enumerate(neurons):
+        slope[column], intercept[column] = _least_squares(outputs[:, column],
+                                                          session.responses[k, fit])
+    return Calibration([f"{session.session_id}/{k}" for k in neurons], slope, intercept)
 
 
 def _least_squares(output: np.ndarray, spikes: np.ndarray) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from ..models.predict import predict
 from ..models.zoo import split_neuron_id
 from .objectives import resolve_columns
 
-__all__ = ["ImageCollection", "Ranking", "load_image_collection", "rank_images"]
+__all__ = ["ImageCollection", "Ranking", "load_image_collection", "rank_images", "rank_predictions"]
 
 
 @dataclass
@@ -172,16 +172,43 @@ def rank_images(
         sub_measured_index = None
     predicted = predict(model, coll.images, batch_size=batch_size,
                         device=device).reshape(len(coll), -1)[:, col]
+    return rank_predictions(predicted, coll, neuron_id, measured_index=sub_measured_index)
+
+
+def rank_predictions(predicted, collection: ImageCollection, neuron_id, *,
+                     measured_index=None) -> Ranking:
+    """A :class:`Ranking` from one neuron's predictions already computed on a collection.
+
+    :func:`rank_images` ranks through this function after its forward pass, so predictions
+    made elsewhere (e.g. one fused-population pass over a whole session) rank identically.
+
+    Args:
+        predicted: float ``(N,)`` predicted responses, one per image of ``collection``.
+        collection: the ranked images (its ``session`` gives the measured responses).
+        neuron_id: the neuron's id (``"session/neuron"``) or output column.
+        measured_index: ``(N,)`` session image index of each collection image, when the
+            collection is a subset of its session's images (default: the first N).
+
+    Returns:
+        The :class:`Ranking` (``measured`` filled in when the collection's session recorded
+        the neuron).
+    """
+    predicted = np.asarray(predicted).reshape(-1)
+    if len(predicted) != len(collection):
+        raise InvalidInputError(
+            f"{len(predicted)} predictions for {len(collection)} images; give one per image"
+        )
     order = np.argsort(-predicted, kind="stable")
     measured = measured_order = corr = None
-    session = coll.session
+    session = collection.session
     if session is not None and isinstance(neuron_id, str) and "/" in neuron_id:
         sid, nidx = split_neuron_id(neuron_id)
         if session.session_id == sid:
             measured = np.asarray(session.responses[nidx], dtype=np.float64)
-            if sub_measured_index is not None:
-                measured = measured[sub_measured_index]
+            if measured_index is not None:
+                measured = measured[np.asarray(measured_index, dtype=int)]
             measured_order = np.argsort(-measured, kind="stable")
             corr = float(np.corrcoef(predicted, measured)[0, 1])
-    return Ranking(neuron_id=neuron_id, order=order, predicted=predicted, collection=coll,
-                   measured=measured, correlation=corr, measured_order=measured_order)
+    return Ranking(neuron_id=neuron_id, order=order, predicted=predicted,
+                   collection=collection, measured=measured, correlation=corr,
+                   measured_order=measured_order)

@@ -60,6 +60,8 @@ def create_app(
     max_models: int = 8,
     preload: bool = False,
     allowed_hosts: Iterable[str] = (),
+    build: bool = False,
+    site_settings=None,
 ) -> FastAPI:
     """Build the explorer app.
 
@@ -80,6 +82,10 @@ def create_app(
         allowed_hosts: host names besides 127.0.0.1, localhost and [::1] that the server
             answers to (requests naming any other host are refused, against DNS rebinding);
             give the names LAN users type when serving on a network on purpose.
+        build: build the missing neurons of ``cache_dir`` in the background while serving
+            (:class:`~v4compact.web.builder.SiteBuilder`; ``/api/build`` reports progress).
+        site_settings: the :class:`~v4compact.web.assets.SiteSettings` of that build
+            (default: ``SiteSettings()``, as ``v4compact site build``).
 
     Returns:
         The FastAPI application.
@@ -95,13 +101,26 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
     )
 
+    if build:
+        from .assets import SiteSettings
+        from .builder import SiteBuilder
+
+        state.builder = SiteBuilder(
+            state.cache_dir, state.data_dir, site_settings or SiteSettings(), device=device,
+            busy=lambda: state.pool.stats()["running"] > 0,
+        )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if state.builder is not None:
+            state.builder.start()
         if preload:
             # load the 219-neuron population in the background, so the first visitor of
             # "Try your image" does not wait for it
             threading.Thread(target=_preload, args=(state,), daemon=True).start()
         yield
+        if state.builder is not None:
+            state.builder.stop()
         state.pool.shutdown()
 
     app = FastAPI(

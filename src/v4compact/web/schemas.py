@@ -28,6 +28,21 @@ class Health(BaseModel):
     jobs: dict[str, int]
 
 
+class BuildProgress(BaseModel):
+    """The background site build of ``v4compact serve`` (``enabled`` false with --no-build)."""
+
+    enabled: bool
+    running: bool = False
+    ready: int = Field(description="neurons whose pages are built")
+    total: int = Field(description="all modelled neurons (219)")
+    queued: int = 0
+    computing: list[str] = []
+    failed: dict[str, str] = Field(default_factory=dict,
+                                   description="neuron id -> why its build failed")
+    settings: dict | None = None
+    seconds: float | None = Field(default=None, description="since the build started")
+
+
 class HeldOut(BaseModel):
     """Held-out performance of a neuron's compact model, as ``v4compact evaluate`` reports it."""
 
@@ -69,6 +84,12 @@ class NeuronCard(BaseModel):
     heldout: HeldOut | None = None
     preferred_url: str | None = None
     built: bool = False
+    status: str = Field(
+        default="ready",
+        description="'ready' (built), 'computing' or 'queued' (the server's background "
+        "builder is on it: ask again), 'failed' (the build failed: see build_hint), "
+        "'waiting' (the builder has not reached it yet) or 'not built' (no builder)",
+    )
     health: str = Field(
         default="ok", description="'ok', 'missing' or 'corrupt': can the model be used"
     )

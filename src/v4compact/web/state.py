@@ -171,6 +171,8 @@ class ExplorerState:
             no public copy exists (see :func:`v4compact.config.repository_url`).
         device: torch device for live model work.
         pool: the worker pool for live work.
+        builder: the background :class:`~v4compact.web.builder.SiteBuilder` (None: the
+            server serves only what the cache holds).
     """
 
     data_dir: Path
@@ -181,6 +183,7 @@ class ExplorerState:
     pool: JobPool
     max_models: int = 8
     max_upload_bytes: int = 10 * 1024 * 1024
+    builder: Any = None  # the background SiteBuilder of 'v4compact serve', or None
     _models: LRUCache = field(init=False)
     _misc: LRUCache = field(init=False)
     _population_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

@@ -59,6 +59,12 @@ def _card(state, neuron_id: str, summary: dict | None, health, cls=NeuronCard) -
     if num_filters is None and health.ok:
         num_filters = _num_filters(state.data_dir, sid, idx)
     preferred = (summary or {}).get("preferred") or []
+    if summary is not None:
+        status = "ready"
+    elif state.builder is not None:
+        status = state.builder.status(neuron_id)
+    else:
+        status = "not built"
     return cls(
         neuron_id=neuron_id,
         session_id=sid,
@@ -69,6 +75,7 @@ def _card(state, neuron_id: str, summary: dict | None, health, cls=NeuronCard) -
         heldout=_heldout(summary),
         preferred_url=f"/api/neurons/{sid}/{idx}/preferred/0.png" if preferred else None,
         built=summary is not None,
+        status=status,
         health=health.state,
         problem=state.public_message(health.problem),
     )
@@ -91,17 +98,34 @@ def neurons(request: Request) -> list[NeuronCard]:
 
 @router.get("/{session_id}/{neuron}", response_model=NeuronDetail)
 def neuron(request: Request, session_id: str, neuron: str) -> NeuronDetail:
-    """One neuron: card, held-out scatter points, natural-image rankings, preferred images."""
+    """One neuron: card, held-out scatter points, natural-image rankings, preferred images.
+
+    Always HTTP 200. A neuron not built yet has ``status`` ``"computing"`` or ``"queued"``
+    when the server builds in the background (asking for it moves it to the front of the
+    queue; ask again until ``status`` is ``"ready"``), ``"failed"`` with the reason in
+    ``build_hint``, or ``"not built"`` (``serve --no-build``).
+    """
     state = explorer(request)
     sid, idx = parse_neuron(session_id, neuron)
     summary = assets.read_summary(state.cache_dir, sid, idx)
     detail = _card(state, f"{sid}/{idx}", summary, state.neuron_health(sid, idx),
                    cls=NeuronDetail)
     if summary is None:
-        detail.build_hint = (
-            "This neuron's pictures and scores have not been computed on this server yet; "
-            f"they appear after 'v4compact site build --neurons {sid}/{idx}'."
-        )
+        if state.builder is not None and detail.health == "ok":
+            # first in the builder's queue; the page polls until the status is "ready"
+            detail.status = state.builder.request(sid, idx)
+            detail.build_hint = (
+                state.public_message(state.builder.problem(f"{sid}/{idx}"))
+                if detail.status == "failed" else
+                "Computing this neuron's pictures and scores now (usually a few seconds); "
+                "the page fills in by itself."
+            )
+        else:
+            detail.build_hint = (
+                "This neuron's pictures and scores have not been computed on this server "
+                f"yet; they appear after 'v4compact site build --neurons {sid}/{idx}' (or "
+                "while 'v4compact serve' runs without --no-build)."
+            )
         return detail
     detail.preferred = [
         PreferredImage(

@@ -227,9 +227,9 @@ async function gallery(params) {
       `${disabled.length} ${disabled.length === 1 ? "neuron is" : "neurons are"} switched off because ` +
       `${disabled.length === 1 ? "its model file is" : "their model files are"} missing or damaged: ` +
       disabled.map((c) => c.neuron_id).join(", ") + ". Their cards say how to fetch the files again.") : null,
-    built < cards.length ? el("p", { class: "note" },
-      `${built} of ${cards.length} neurons have pictures and scores on this server; the others show ` +
-      "\"no picture yet\".") : null,
+    built < cards.length ? el("p", { class: "note", id: "build-progress" },
+      `${built} of ${cards.length} ready`, el("span", { class: "muted", id: "build-progress-detail",
+        text: " (neurons with pictures and scores on this server; the others show \"no picture yet\")" })) : null,
     el("div", { class: "filters" },
       el("label", {}, "Session", selectSession),
       el("label", {}, "Monkey", selectAnimal),
@@ -239,6 +239,30 @@ async function gallery(params) {
       count),
     grid);
   render();
+  if (built < cards.length) watchBuild(built);
+}
+
+// While the server builds pages in the background, keep "N of 219 ready" current (the
+// gallery's cards are fetched again on the next visit of the gallery).
+let buildWatch = null;
+function watchBuild(shown) {
+  if (buildWatch) clearTimeout(buildWatch);
+  const tick = async () => {
+    buildWatch = null;
+    const line = document.getElementById("build-progress");
+    if (!line) return;  // the visitor left the gallery
+    let progress;
+    try { progress = await api("/api/build"); } catch (error) { return; }
+    if (!progress.enabled) return;
+    line.firstChild.textContent = `${progress.ready} of ${progress.total} ready`;
+    const detail = document.getElementById("build-progress-detail");
+    if (detail) detail.textContent = progress.running
+      ? " (the server is computing the others in the background; open a neuron to have it computed first)"
+      : " (the server has finished building)";
+    if (progress.ready !== shown) galleryCache = null;
+    if (progress.running) buildWatch = setTimeout(tick, 3000);
+  };
+  buildWatch = setTimeout(tick, 1000);
 }
 
 // Short names of the evaluation's metrics, for badges (the long label comes with each score).
@@ -249,7 +273,7 @@ function card(c) {
   const ok = c.health === "ok";
   const image = c.preferred_url
     ? el("img", { src: c.preferred_url, alt: `image preferred by neuron ${c.neuron_id}`, loading: "lazy" })
-    : el("div", { class: "noimg", text: "no picture yet" });
+    : el("div", { class: "noimg", text: c.status === "computing" ? "computing…" : "no picture yet" });
   return el("a", { class: "card" + (ok ? "" : " disabled"), href: `#/neuron/${c.neuron_id}`,
     "data-neuron": c.neuron_id, "data-health": c.health, title: ok ? null : c.problem },
     image,
@@ -362,6 +386,25 @@ function ablationSentence(r) {
   return `${score}. The model's outputs change by ${z} on average.`;
 }
 
+// Poll an unbuilt neuron until the server's builder has written it, then redraw the page
+// (only while the visitor is still on it).
+function waitUntilBuilt(base, hash) {
+  const tick = async () => {
+    if (location.hash !== hash) return;
+    let detail;
+    try { detail = await api(base); } catch (error) { setTimeout(tick, 3000); return; }
+    if (location.hash !== hash) return;
+    if (detail.status === "ready") { galleryCache = null; route(); return; }
+    if (detail.status === "failed") {
+      const box = document.getElementById("computing");
+      if (box) { box.className = "error"; box.textContent = `Could not compute this neuron: ${detail.build_hint}`; }
+      return;
+    }
+    setTimeout(tick, 1500);
+  };
+  setTimeout(tick, 1500);
+}
+
 async function neuronPage(params, sid, idx) {
   const id = `${sid}/${idx}`;
   const base = `/api/neurons/${sid}/${idx}`;
@@ -380,6 +423,12 @@ async function neuronPage(params, sid, idx) {
       `This neuron is switched off: its model file is ${detail.health}. ${detail.problem}`));
   }
   if (detail.build_hint) page.push(el("p", { class: "note", id: "build-hint", text: detail.build_hint }));
+  const pending = detail.status === "computing" || detail.status === "queued" || detail.status === "waiting";
+  if (pending) {
+    page.push(el("p", { class: "note computing", id: "computing", role: "status", "aria-live": "polite",
+      text: "computing… this page fills in by itself when the pictures and scores are ready." }));
+    waitUntilBuilt(base, location.hash);
+  }
 
   // performance
   const perf = el("section", { class: "panel", id: "performance" });
