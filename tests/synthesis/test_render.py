@@ -64,7 +64,7 @@ def test_batched_equals_per_neuron(routed, compact_10, preset):
                          progress=False)
     alone = synthesize(compact_10, seeds=2, steps=4, preset=preset, progress=False)
     diff = np.abs(batched.images[2:].astype(int) - alone.images.astype(int))
-    assert routed._stacks  # the stacked path ran
+    assert routed._fused  # the per-model CPU path ran
     if get_preset(preset).optimizer == "adam":
         # Adam divides each Fourier coefficient's gradient by its own magnitude, so the
         # float rounding of grouped vs single convolutions (gradients equal to ~1e-6) flips
@@ -78,23 +78,26 @@ def test_batched_equals_per_neuron(routed, compact_10, preset):
                                    rtol=1e-3)
 
 
-def test_routed_gradients_are_each_models_own(compact_2, compact_10):
+@pytest.mark.parametrize("mode", ["threads", "stack"])
+def test_routed_gradients_are_each_models_own(compact_2, compact_10, mode):
     """The routed pass computes each image's input gradient inside its forward pass (no
-    activation kept or recomputed); the gradient of any weighted sum of the responses
-    equals the one through the separate models."""
+    activation kept or recomputed), per model on a thread pool or in grouped stack chunks;
+    the gradient of any weighted sum of the responses equals the one through the separate
+    models."""
     torch.manual_seed(0)
     x = torch.randn(5, 3, 112, 112, dtype=torch.float64)
     columns = torch.tensor([1, 0, 1, 1, 0])
     weights = torch.tensor([0.5, -2.0, 1.0, 3.0, 0.25], dtype=torch.float64)
     models = [copy.deepcopy(m).double() for m in (compact_2, compact_10)]
     routed = RoutedModels(models)
+    routed.cpu_mode = mode
     a = x.clone().requires_grad_(True)
     y = routed.forward_columns(a, columns)
     (y * weights).sum().backward()
     b = x.clone().requires_grad_(True)
     ref = torch.stack([models[int(c)](b[i:i + 1]).reshape(()) for i, c in enumerate(columns)])
     (ref * weights).sum().backward()
-    assert routed._stacks
+    assert routed._stacks if mode == "stack" else routed._fused
     torch.testing.assert_close(y, ref.detach(), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
 

@@ -6,7 +6,13 @@ so running every image through every model wastes a factor of 219.
 :class:`RoutedModels` wraps per-neuron models (e.g. the 219 compact models) and offers
 ``forward_columns(x, columns)``, which the ``neuron`` objective uses when available.
 
-When the members are compact models, the targeted ones run as
+When the members are compact models, two ways are offered (``cpu_mode``). On the CPU, by
+default (``"threads"``), each targeted model runs alone on its own images, batch norm
+folded and channels-last, one model per core on a pool of ``torch.get_num_threads()``
+threads with single-threaded ops, its input gradients computed in the same task: 2-5x less
+CPU time per step than the stacked chunks (measured side by side for 32 neurons: 0.8 vs 2
+CPU-seconds per step), whose grouped convolutions write feature maps far larger than the
+cache. On CUDA (and with ``cpu_mode = "stack"``) the targeted ones run as
 :class:`~v4compact.models.stack.CompactStack` chunks: each model gets its own images in one
 grouped forward (and backward) pass instead of one small pass per model. The stack computes
 the same function as the separate models (to float rounding), so synthesis gives the same
@@ -27,6 +33,7 @@ that of one chunk.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -71,6 +78,9 @@ class RoutedModels(nn.Module):
         self.register_buffer("_local", torch.tensor(local), persistent=False)
         self.model_id = model_id or f"routed[{len(models)} models]"
         self._stacks: dict[tuple[int, ...], CompactStack] = {}
+        self._fused: dict[int, nn.Module] = {}
+        #: on the CPU: "threads" (each model alone, one per core) or "stack" (grouped chunks)
+        self.cpu_mode = "threads"
         self.train(False)  # the members are inference models (batch norm frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +116,8 @@ class RoutedModels(nn.Module):
         columns = columns.to(self._owner.device)
         owners = self._owner[columns]
         if self._stackable():
+            if x.device.type == "cpu" and self.cpu_mode == "threads":
+                return self._forward_threaded(x, owners)
             return self._forward_stacked(x, owners)
         locals_ = self._local[columns]
         out = x.new_zeros(x.shape[0])
@@ -116,6 +128,59 @@ class RoutedModels(nn.Module):
             out = out.index_put((idx.to(x.device),),
                                 y.gather(1, locals_[idx].to(x.device)[:, None])[:, 0])
         return out
+
+    def _fused_member(self, m: int) -> nn.Module:
+        """Member ``m`` with batch norm folded, frozen, channels-last (cached)."""
+        model = self._fused.get(m)
+        if model is None:
+            model = self.members[m].fuse().eval().requires_grad_(False)
+            model = model.to(memory_format=torch.channels_last)
+            self._fused[m] = model
+        return model
+
+    def _forward_threaded(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """CPU: each targeted model on its own images, one model per core at a time.
+
+        The models' ops are small; as in the fused population, whole models run on a pool
+        of ``torch.get_num_threads()`` threads with single-threaded ops (no barrier between
+        cores, working sets that stay in cache) instead of multi-threaded ops one after the
+        other. With gradients, each model's input gradients are computed in the same task.
+        """
+        owners = owners.to(x.device)
+        jobs = [(m, (owners == m).nonzero(as_tuple=True)[0])
+                for m in torch.unique(owners).tolist()]
+        models = {m: self._fused_member(m) for m, _ in jobs}  # built before the threads
+        grad = torch.is_grad_enabled() and x.requires_grad
+        images = x.detach()
+
+        def work(job):
+            m, idx = job
+            own = images[idx].contiguous(memory_format=torch.channels_last)
+            if not grad:
+                with torch.no_grad():
+                    return models[m](own).reshape(len(idx)), None
+            with torch.enable_grad():
+                own.requires_grad_(True)
+                y = models[m](own).reshape(len(idx))
+                (g,) = torch.autograd.grad(y.sum(), own)
+            return y.detach(), g
+
+        workers = torch.get_num_threads()
+        if workers > 1 and len(jobs) > 1:
+            try:
+                with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
+                                        initargs=(1,)) as pool:
+                    results = list(pool.map(work, jobs))
+            finally:
+                torch.set_num_threads(workers)
+        else:
+            results = [work(job) for job in jobs]
+        index = torch.cat([idx for _, idx in jobs])
+        values = torch.cat([y for y, _ in results])
+        if not grad:
+            return x.new_zeros(x.shape[0]).index_put((index,), values)
+        grads = torch.cat([g for _, g in results])
+        return _Precomputed.apply(x, index, values, grads)
 
     def _forward_stacked(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """Images grouped by owner into ``(S, K, 3, H, W)`` grids, one stack pass per chunk.
@@ -171,3 +236,22 @@ class _OwnImageGradient(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         (grad,) = ctx.saved_tensors
         return grad_output.reshape(-1, *[1] * (grad.ndim - 1)) * grad, None
+
+
+class _Precomputed(torch.autograd.Function):
+    """Outputs ``values`` at rows ``index`` of an ``(N,)`` vector whose gradient with respect
+    to ``x`` is known: ``grads[j] = d values[j] / d x[index[j]]`` (each output depends on its
+    own image alone)."""
+
+    @staticmethod
+    def forward(ctx, x, index, values, grads):
+        ctx.save_for_backward(index, grads)
+        ctx.shape = x.shape
+        return values.new_zeros(x.shape[0]).index_put((index,), values)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        index, grads = ctx.saved_tensors
+        out = grads.new_zeros(ctx.shape)
+        out[index] = grad_output[index].reshape(-1, *[1] * (grads.ndim - 1)) * grads
+        return out, None, None, None
