@@ -22,7 +22,7 @@ def site_cache(tmp_path_factory, data_dir) -> Path:
 
     cache = tmp_path_factory.mktemp("site")
     settings = SiteSettings(
-        steps=5, seeds=2, max_heldout_images=HELDOUT_IMAGES, stats_images=1, num_natural=4
+        steps=5, seeds=2, max_heldout_images=HELDOUT_IMAGES, stats_images=10, num_natural=4
     )
     report = build_site(
         cache, data_dir=data_dir, neurons=list(SITE_NEURONS), settings=settings,

@@ -105,9 +105,13 @@ def test_neuron_score_is_the_evaluation_number(client, data_dir, tmp_path):
                  "--quiet"]) == 0
     (row,) = EvaluationResult.from_csv(csv).scores
     assert page["metric"] == evaluated.metric == row.metric == "raw_r2"
-    assert page["value"] == evaluated.value
+    # the page scores with evaluate's own code (score_predictions) on the predictions of the
+    # session's fused population, which 'evaluate compact --sessions' also uses; the single
+    # model's forward pass differs from it by float32 rounding only (~1e-8 here)
+    assert page["value"] == pytest.approx(evaluated.value, abs=1e-6)
     assert page["value"] == pytest.approx(row.value, rel=1e-5)  # the CSV keeps 6 digits
-    assert (page["ci_low"], page["ci_high"]) == (evaluated.ci_low, evaluated.ci_high)
+    assert page["ci_low"] == pytest.approx(evaluated.ci_low, abs=1e-6)
+    assert page["ci_high"] == pytest.approx(evaluated.ci_high, abs=1e-6)
     assert page["num_images"] == evaluated.num_images == 600  # the whole held-out half
     assert page["model_id"] == "compact/201025/10"
 
@@ -335,8 +339,13 @@ def test_predict_upload_gives_all_neurons(client, photo_bytes, model_201025_10):
     body = response.json()
     assert len(body["responses"]) == 219
     assert body["image_png"].startswith("data:image/png;base64,")
+    # the statistics come with each built neuron: the two of the test site have z-scores,
+    # sorted first; the others follow (in z-scored units, without a z-score)
     zscores = [r["zscore"] for r in body["responses"]]
-    assert zscores == sorted(zscores, reverse=True)  # sorted by z-score (stats were built)
+    scored = [z for z in zscores if z is not None]
+    assert {r["neuron_id"] for r in body["responses"] if r["zscore"] is not None} == set(
+        SITE_NEURONS)
+    assert zscores[:len(scored)] == sorted(scored, reverse=True)
     item = next(r for r in body["responses"] if r["neuron_id"] == "201025/10")
     pixels = np.array(Image.open(io.BytesIO(photo_bytes)).convert("RGB"))
     assert item["response"] == pytest.approx(_predict_one(model_201025_10, pixels), abs=0.05)

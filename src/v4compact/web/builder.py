@@ -28,8 +28,9 @@ from .assets import BuildReport, SiteSettings
 from .state import LOAD_ERRORS, check_neuron_files
 
 #: Neurons per background batch: small, so that a visitor's neuron waits at most one batch
-#: (about 10-20 s on two CPU cores) before it is computed.
-BATCH_NEURONS = 8
+#: before it is computed (on a 2-core CPU a neuron with 3 starts x 100 steps takes about
+#: 9 s, and batching more neurons saves nothing there: the work is per neuron).
+BATCH_NEURONS = 2
 #: Seconds between two looks at the live-request counter while background work waits.
 _POLL_S = 0.2
 #: Longest a background batch waits for live requests to end (a busy server still builds).
@@ -69,6 +70,7 @@ class SiteBuilder:
         self._planned = False
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._sessions: dict = {}  # the current session's decoded photos
         self._ready = set(assets.built_neurons(self.cache_dir))
         self._total = len(zoo.model_neuron_ids())
         self.started_at = time.time()
@@ -232,8 +234,11 @@ class SiteBuilder:
         try:
             tasks = [plan_neuron(self.cache_dir, self.data_dir, *zoo.split_neuron_id(n),
                                  self.settings) for n in unit]
+            for other in [k for k in self._sessions if k != sid]:
+                del self._sessions[other]  # one session's photos in memory at a time
             build_batch(self.cache_dir, self.data_dir, sid, tasks, self.settings,
-                        device=self.device, report=report, on_written=self._written)
+                        device=self.device, report=report, on_written=self._written,
+                        session_cache=self._sessions)
         except Exception as err:  # noqa: BLE001 - one batch's failure must not stop the server
             if not isinstance(err, LOAD_ERRORS):
                 _log.exception("building %s failed", ", ".join(unit))
