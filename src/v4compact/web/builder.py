@@ -29,7 +29,7 @@ from .state import LOAD_ERRORS, check_neuron_files
 
 #: Neurons per background batch: small, so that a visitor's neuron waits at most one batch
 #: before it is computed (on a 2-core CPU a neuron with 3 starts x 100 steps takes about
-#: 9 s, and batching more neurons saves nothing there: the work is per neuron).
+#: 5 s, and batching more neurons saves nothing there: the work is per neuron).
 BATCH_NEURONS = 2
 #: Seconds between two looks at the live-request counter while background work waits.
 _POLL_S = 0.2
