@@ -173,24 +173,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"retry-after": str(RETRY_AFTER_S)} if retry else None
         return JSONResponse({"detail": detail}, status_code=status_for(err), headers=headers)
 
+    def server_fault(request: Request, what: str) -> JSONResponse:
+        """A 500 that says the fault is the server's (no path or traceback in it)."""
+        detail = request.app.state.explorer.public_message(what)
+        return JSONResponse({"detail": detail}, status_code=500)
+
     @app.exception_handler(OSError)
     async def system_error(request: Request, err: OSError) -> JSONResponse:
         # a file the server cannot read (permissions, a disk problem): the server's fault
         logging.getLogger(__name__).warning("%s: %s", request.url.path, one_line_message(err))
-        detail = request.app.state.explorer.public_message(
-            f"the server could not use one of its files ({one_line_message(err)}); the fault "
-            "is the server's, not your request's: its log has the details"
-        )
-        return JSONResponse({"detail": detail}, status_code=500)
+        return server_fault(request, f"the server could not use one of its files "
+                            f"({one_line_message(err)}); the fault is the server's, not your "
+                            "request's: its log has the details")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
         # the server log gets the traceback (the error is re-raised after this answer)
-        detail = request.app.state.explorer.public_message(
-            f"the server failed on this request ({one_line_message(err)[:200]}); the server "
-            "log has the details"
-        )
-        return JSONResponse({"detail": detail}, status_code=500)
+        return server_fault(request, f"the server failed on this request "
+                            f"({one_line_message(err)[:200]}); the server log has the details")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
