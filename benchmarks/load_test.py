@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import httpx
 
-    from v4compact.web.server import free_port
+    from v4compact.web.server import free_port, wait_until_serving
 
     data_dir = Path(args.data_dir)
     payload = photo_bytes(data_dir)
@@ -269,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(server_log, "wb") as log:
             server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_for_server(url, server, server_log)
+            try:
+                wait_until_serving(url, server, server_log)
+            except RuntimeError as err:
+                raise SystemExit(f"error: {err}") from None
             # warm-up, one request of each kind (the first upload loads the 219-neuron
             # population model; neuron pages fill the server's bounded caches), so that the
             # memory "before" is the warm server's and growth during the load means a leak
@@ -309,22 +312,6 @@ def _wait_until_idle(url: str, timeout_s: float = 120.0) -> dict:
         if (stats["running"] == 0 and stats["waiting"] == 0) or time.monotonic() > deadline:
             return stats
         time.sleep(0.5)
-
-
-def _wait_for_server(url: str, server, log: Path, timeout_s: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            tail = log.read_text(errors="replace")[-300:]
-            raise SystemExit(f"error: the server stopped: {tail}")
-        try:
-            httpx.get(f"{url}/api/health", timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise SystemExit(f"error: the server did not answer within {timeout_s:.0f} s")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ class Server:
     """``v4compact serve`` in a subprocess on a free loopback port."""
 
     def __init__(self, data_dir: Path, cache_dir: Path, log: Path):
-        from v4compact.web.server import free_port
+        from v4compact.web.server import free_port, wait_until_serving
 
         self.data_dir = data_dir
         self.port = free_port()
@@ -125,16 +125,10 @@ class Server:
             command.append("--no-build")
         with open(log, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"error: the server stopped: {log.read_text()[-300:]}")
-            try:
-                httpx.get(f"{self.url}/api/health", timeout=2)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit("error: the server did not start within 120 s")
+        try:
+            wait_until_serving(self.url, self.process, log)
+        except RuntimeError as err:
+            raise SystemExit(f"error: {err}") from None
 
     def client(self, source: str = "127.0.0.1") -> httpx.Client:
         transport = httpx.HTTPTransport(local_address=source)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,3 +49,31 @@ def running_server(app, host: str = "127.0.0.1", port: int | None = None,
     finally:
         server.should_exit = True
         thread.join(timeout=timeout_s)
+
+
+def wait_until_serving(url: str, process=None, log=None, timeout_s: float = 120.0) -> None:
+    """Block until the explorer at ``url`` answers ``/api/health`` (a launched
+    ``v4compact serve``, for scripts and benchmarks).
+
+    Args:
+        url: base URL, e.g. ``"http://127.0.0.1:8000"``.
+        process: the server's :class:`subprocess.Popen`, to stop waiting if it exits.
+        log: the file its output goes to (its tail is quoted when it exits).
+        timeout_s: how long to wait.
+
+    Raises:
+        RuntimeError: the process exited, or nothing answered within ``timeout_s``.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = "" if log is None else Path(log).read_text(errors="replace")[-300:]
+            raise RuntimeError(f"the server stopped: {tail}")
+        try:
+            httpx.get(f"{url}/api/health", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server at {url} did not answer within {timeout_s:.0f} s")
