@@ -44,8 +44,6 @@ NOT_RUN_HERE = {
     "v4compact serve --host 0.0.0.0 --allow-host labpc.local --allow-host 192.168.1.20": "runs "
     "until stopped, on every network interface; tests/web/test_cli.py::"
     "test_serve_answers_an_allowed_lan_name_and_refuses_others serves --allow-host on loopback",
-    "v4compact site build": "builds all 219 neurons (20 minutes and more); "
-    "tests/web/test_cli.py::test_site_build_is_incremental builds one",
     "v4compact site build --steps 50 --seeds 2": "builds all 219 neurons; "
     "tests/web/test_cli.py::test_site_build_is_incremental runs these options on one",
     "v4compact site build --heldout-images 100 --no-sessions --no-stats": "builds all 219 "

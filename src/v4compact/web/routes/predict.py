@@ -40,9 +40,9 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
     response, strongest first.
 
     The image is centre-cropped to a square and resized to 112x112, like the images the
-    monkeys saw. Where the site assets hold each neuron's typical response range, the
-    responses are also given as z-scores (how unusual the response is for that neuron), and
-    sorted by them.
+    monkeys saw. Where the site assets hold a neuron's typical response range, its response
+    is also given as a z-score (how unusual the response is for that neuron); when every
+    neuron has one, the list is sorted by them, else by the outputs themselves.
     """
     state = explorer(request)
     data = await image.read(state.max_upload_bytes + 1)
@@ -72,8 +72,8 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
                 zscore=z,
             )
         )
-    if stats:
-        items.sort(key=lambda r: -(r.zscore if r.zscore is not None else -np.inf))
+    if items and all(r.zscore is not None for r in items):
+        items.sort(key=lambda r: -r.zscore)
         note = (
             "Bars compare each neuron's response with its usual response to natural photos "
             "(0 = typical, 2 = unusually strong, below 0 = weaker than usual)"
@@ -84,4 +84,7 @@ async def predict(request: Request, image: Annotated[UploadFile, File()]) -> Pre
             "Bars show each model's output in z-scored units (0 is about the neuron's average "
             "response to natural photos, 1 is one standard deviation above it), not spikes"
         )
+        if stats:  # the background build has measured the usual range of some neurons only
+            note += ("; once every neuron's page is built, bars compare each response with "
+                     "that neuron's usual range")
     return PredictResult(image_png=data_url(to_uint8(pixels)), responses=items, note=note)

@@ -712,7 +712,9 @@ async function tryPage() {
     } catch (error) { status.replaceChildren(); showError(status, error); }
   }
   function showResponses(data) {
-    const values = data.responses.map((r) => (r.zscore ?? r.response));
+    // z-scores only when every neuron has one: never two scales in one chart
+    const useZ = data.responses.every((r) => r.zscore != null);
+    const values = data.responses.map((r) => (useZ ? r.zscore : r.response));
     const max = Math.max(...values.map(Math.abs)) || 1;
     const bars = el("div", { class: "bars", id: "response-bars" }, data.responses.map((r, i) => {
       const v = values[i];
