@@ -297,23 +297,39 @@ def _run_group(group: FusedGroup, x: torch.Tensor, stop: str | None, step: int,
 
 def _run_groups_threaded(groups: Sequence[FusedGroup], x: torch.Tensor, stop: str | None,
                          step: int, workers: int) -> list[torch.Tensor]:
-    """Run the groups on ``workers`` threads, each with single-threaded torch ops.
-
-    Why: a group's ops are small (cache-sized), and a multi-threaded op ends with a barrier
-    where every core waits for the slowest; one group per core needs no barrier at all and
-    degrades gracefully when other processes share the cores. torch releases the GIL inside
-    its ops, so the threads run in parallel. The process-wide intra-op thread count is set
-    to 1 while the pool runs and restored afterwards.
-    """
+    """Run the groups on ``workers`` threads, each with single-threaded torch ops
+    (:func:`map_on_cores`)."""
     inference = torch.is_inference_mode_enabled()
 
     def work(group: FusedGroup) -> torch.Tensor:
         with torch.inference_mode(inference), torch.no_grad():
             return _run_group(group, x, stop, step)
 
+    return map_on_cores(work, groups, workers)
+
+
+def map_on_cores(fn, items: Sequence, workers: int | None = None) -> list:
+    """``[fn(item) for item in items]`` on ``workers`` threads with single-threaded torch ops.
+
+    Why: when each item's ops are small (cache-sized), a multi-threaded op ends with a
+    barrier where every core waits for the slowest; one item per core needs no barrier at
+    all and degrades gracefully when other processes share the cores. torch releases the GIL
+    inside its ops, so the threads run in parallel. The process-wide intra-op thread count
+    is set to 1 while the pool runs and restored afterwards. With one worker or one item,
+    the items run in the calling thread.
+
+    Args:
+        fn: the work of one item (returns anything).
+        items: the items.
+        workers: threads (default: ``torch.get_num_threads()``).
+    """
+    threads = torch.get_num_threads()
+    workers = threads if workers is None else workers
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
     try:
         with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
                                 initargs=(1,)) as pool:
-            return list(pool.map(work, groups))
+            return list(pool.map(fn, items))
     finally:
-        torch.set_num_threads(workers)
+        torch.set_num_threads(threads)

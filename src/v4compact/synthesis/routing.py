@@ -33,12 +33,12 @@ that of one chunk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 
 from ..errors import InvalidInputError
+from ..models.population import map_on_cores
 from ..models.stack import CompactStack
 
 #: Models per stacked chunk in :meth:`RoutedModels.forward_columns` (see the module docstring;
@@ -156,31 +156,9 @@ class RoutedModels(nn.Module):
         def work(job):
             m, idx = job
             own = images[idx].contiguous(memory_format=torch.channels_last)
-            if not grad:
-                with torch.no_grad():
-                    return models[m](own).reshape(len(idx)), None
-            with torch.enable_grad():
-                own.requires_grad_(True)
-                y = models[m](own).reshape(len(idx))
-                (g,) = torch.autograd.grad(y.sum(), own)
-            return y.detach(), g
+            return _responses(lambda batch: models[m](batch).reshape(len(idx)), own, grad)
 
-        workers = torch.get_num_threads()
-        if workers > 1 and len(jobs) > 1:
-            try:
-                with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
-                                        initargs=(1,)) as pool:
-                    results = list(pool.map(work, jobs))
-            finally:
-                torch.set_num_threads(workers)
-        else:
-            results = [work(job) for job in jobs]
-        index = torch.cat([idx for _, idx in jobs])
-        values = torch.cat([y for y, _ in results])
-        if not grad:
-            return x.new_zeros(x.shape[0]).index_put((index,), values)
-        grads = torch.cat([g for _, g in results])
-        return _Precomputed.apply(x, index, values, grads)
+        return _assemble(x, [idx for _, idx in jobs], map_on_cores(work, jobs), grad)
 
     def _forward_stacked(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """Images grouped by owner into ``(S, K, 3, H, W)`` grids, one stack pass per chunk.
@@ -190,7 +168,7 @@ class RoutedModels(nn.Module):
         discarded).
         """
         owners = owners.to(x.device)
-        out = x.new_zeros(x.shape[0])
+        indices, results = [], []
         targeted = sorted(torch.unique(owners).tolist(),
                           key=lambda m: (self.members[m].core.num_filters[0], m))
         grad = torch.is_grad_enabled() and x.requires_grad
@@ -210,32 +188,33 @@ class RoutedModels(nn.Module):
                 grid = images.new_zeros(shape).index_put((rows, cols), images)
                 return stack(grid)[rows, cols]
 
-            y = _OwnImageGradient.apply(x[index], run) if grad else run(x[index])
-            out = out.index_put((index,), y)
-        return out
+            indices.append(index)
+            results.append(_responses(run, x[index].detach(), grad))
+        return _assemble(x, indices, results, grad)
 
 
-class _OwnImageGradient(torch.autograd.Function):
-    """``y = f(x)`` for a function whose output ``y[i]`` depends on image ``x[i]`` alone.
+def _responses(fn, images: torch.Tensor, grad: bool):
+    """``(fn(images), d fn(images)[i] / d images[i] or None)`` for an ``fn`` whose output
+    ``i`` depends on image ``i`` alone: one backward pass of the summed outputs gives every
+    image's own gradient, and no graph outlives the call."""
+    if not grad:
+        with torch.no_grad():
+            return fn(images), None
+    with torch.enable_grad():
+        leaf = images.requires_grad_(True)
+        y = fn(leaf)
+        (g,) = torch.autograd.grad(y.sum(), leaf)
+    return y.detach(), g
 
-    The forward pass computes ``y`` and, by one backward pass of ``y.sum()``, every
-    ``dy[i]/dx[i]`` (shape of ``x``); the backward pass multiplies them by the incoming
-    gradient. Exact for such functions; no graph outlives the forward pass.
-    """
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, fn) -> torch.Tensor:
-        with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            y = fn(leaf)
-            (grad,) = torch.autograd.grad(y.sum(), leaf)
-        ctx.save_for_backward(grad)
-        return y.detach()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (grad,) = ctx.saved_tensors
-        return grad_output.reshape(-1, *[1] * (grad.ndim - 1)) * grad, None
+def _assemble(x: torch.Tensor, indices, results, grad: bool) -> torch.Tensor:
+    """The ``(N,)`` responses from per-part ``(values, grads)`` at image rows ``indices``;
+    differentiable with respect to ``x`` through the precomputed gradients."""
+    index = torch.cat(indices)
+    values = torch.cat([y for y, _ in results])
+    if not grad:
+        return x.new_zeros(x.shape[0]).index_put((index,), values)
+    return _Precomputed.apply(x, index, values, torch.cat([g for _, g in results]))
 
 
 class _Precomputed(torch.autograd.Function):
