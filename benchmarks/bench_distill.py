@@ -36,6 +36,7 @@ from v4compact.data import paths
 from v4compact.models.arch import LAYER_SIZES, NUM_LAYERS
 from v4compact.models.macs import compact_macs, total_macs
 from v4compact.models.stack import CompactStack
+from v4compact.models.zoo import model_neuron_ids
 from v4compact.training import runtime as rt
 from v4compact.training.corpus import open_corpus
 from v4compact.training.distill import DistillConfig, train_stack
@@ -57,7 +58,7 @@ def training_macs(num_filters) -> int:
 def measure(students: int, num_filters: tuple, corpus, teacher_spec: str, device: str,
             batch_size: int, workers: int, mixed_precision: bool) -> dict:
     """One pass of ``students`` students over the corpus; the timings of the loop."""
-    neurons = [f"201025/{k}" for k in range(students)]
+    neurons = model_neuron_ids()[:students]  # the teacher's first columns (219 in all)
     teacher = load_teacher(teacher_spec, neurons, device=device)
     settings = DistillConfig(num_filters=num_filters, batch_size=batch_size, holdout_images=0,
                              num_workers=workers, mixed_precision=mixed_precision)
