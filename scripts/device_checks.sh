@@ -102,7 +102,7 @@ elif [ "$stage" = training ]; then
         --students 8 $wide --images $images --batch-size 8 --workers 8 $mixed
     # passes from the measured 8-student rate: two runs share the GPU; retraining costs
     # about a third of a distillation pass (pruned widths); 10 s per pass of loader, fidelity
-    passes=$($py - "$out/bench_distill.json" "${X
+    passes=$($py - "$out/bench_distill.json" "${DEMO_BUDGET_S:-180}" <<'EOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
 rate = next(r["student_images_per_s"] for r in rows if r["students"] == 8)

@@ -25,3 +25,15 @@ def data_dir() -> Path:
     if not (path / "sessions.csv").exists():
         pytest.fail(f"real data not found at {path}; set V4COMPACT_DATA to a copy of the release")
     return path
+
+
+@pytest.fixture
+def no_tf32():
+    """float32 on CUDA as on the CPU: cuDNN convolutions may use TF32 by default (a 10-bit
+    mantissa, ~1e-3 relative error); switched off for the duration of a test."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -25,17 +25,10 @@ DEVICE = os.environ.get("V4COMPACT_TEST_DEVICE", "cuda")
 
 pytestmark = [
     pytest.mark.gpu,
+    pytest.mark.usefixtures("no_tf32"),
     pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
                        reason="needs a CUDA device (run scripts/device_checks.sh on one)"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _spread(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -104,10 +97,17 @@ def _one_adam_step(stack: CompactStack, images: torch.Tensor, targets: torch.Ten
     return float(loss.sum())
 
 
+#: Parameters whose exact gradient is zero (biases followed by batch norm): their computed
+#: gradient is rounding noise, which Adam's first step turns into a full +-lr step of either
+#: sign (a CUDA run: 628 of 548k moved weights disagreed in sign, all such biases).
+NOISE_DRIVEN = ("conv.bias", "pointwise.bias")
+
+
 def test_a_training_step_on_the_device_equals_the_cpu():
     """One Adam step of 4 stacked 100-filter students on a batch of 16 images: the losses
-    agree to 1e-5 and every weight moves the same way (Adam's first step moves each weight
-    by ~lr, so its sign must match wherever the gradient is not at rounding level)."""
+    agree to 1e-5, every gradient to 1e-3 of its tensor's largest (biases before batch norm,
+    whose exact gradient is 0, to 1e-3 of the weights' scale), every weight's step to
+    float32 rounding of Adam's ~lr step, the moving statistics to 1e-4."""
     gen = torch.Generator().manual_seed(0)
     images = (torch.rand(16, 112, 112, 3, generator=gen) * 255).to(torch.uint8)
     targets = torch.randn(16, 4, generator=gen)
@@ -117,21 +117,22 @@ def test_a_training_step_on_the_device_equals_the_cpu():
     loss_cpu = _one_adam_step(cpu, images, targets)
     loss_dev = _one_adam_step(dev, images, targets)
     assert loss_dev == pytest.approx(loss_cpu, rel=1e-5)
-    moved = agree = 0
+    grads_dev = dict(dev.named_parameters())
+    scale = max(p.grad.abs().max().item() for n, p in cpu.named_parameters()
+                if not n.endswith(NOISE_DRIVEN))
+    for name, param in cpu.named_parameters():
+        own = scale if name.endswith(NOISE_DRIVEN) else param.grad.abs().max().item()
+        err = (grads_dev[name].grad.cpu() - param.grad).abs().max().item()
+        assert err <= 1e-3 * own, f"{name}: gradient error {err:.2e} > 1e-3 x {own:.2e}"
     for name, value in cpu.state_dict().items():
         other = dev.state_dict()[name].cpu()
         if not value.is_floating_point():
             assert torch.equal(value, other), name
-            continue
-        if "running" in name:  # batch-norm moving statistics: plain float32 arithmetic
+        elif "running" in name:  # batch-norm moving statistics: plain float32 arithmetic
             torch.testing.assert_close(other, value, rtol=1e-4, atol=1e-6)
-            continue
-        step_cpu, step_dev = value - before[name], other - before[name]
-        torch.testing.assert_close(step_dev, step_cpu, rtol=0, atol=2.1e-4)  # |step| <= ~lr
-        big = step_cpu.abs() > 0.5e-4
-        moved += int(big.sum())
-        agree += int((torch.sign(step_cpu[big]) == torch.sign(step_dev[big])).sum())
-    assert moved > 0 and agree / moved > 0.999
+        else:
+            torch.testing.assert_close(other - before[name], value - before[name], rtol=0,
+                                       atol=2.1e-4)  # |Adam's first step| <= ~lr
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="bfloat16 autocast is a CUDA option")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -218,5 +220,9 @@ def test_tuned_on_first_use_then_cached(natural, data_dir, tmp_path, monkeypatch
     x = torch.zeros(1, 3, 112, 112, requires_grad=True)
     first(x).sum().backward()  # groups rebuilt during predict() still record gradients
     assert x.grad.abs().max() > 0
+    # the regrouped constants carry no autograd history: the population copies, e.g. for
+    # predict(device=...) (a CUDA run found buffers that refused deepcopy)
+    assert not any(b.requires_grad or b.grad_fn for b in first.buffers())
+    np.testing.assert_array_equal(copy.deepcopy(first).predict(natural[:2]), out)
     monkeypatch.setenv("V4COMPACT_TUNING", "off")
     assert tuning.tuning_file() is None and tuning.cached_choice(3) is None

@@ -75,7 +75,8 @@ def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
         k4 = core.num_filters[-1]
         out["readout.weight"] = fused.readout.weight.reshape(READOUT_SIZE * READOUT_SIZE, k4)
         out["readout.bias"] = fused.readout.bias.reshape(())
-    return out
+    # plain tensors (a same-shape reshape returns the parameter itself, grad tracking and all)
+    return {k: v.detach().clone() for k, v in out.items()}
 
 
 def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
