@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="images for the per-stage profile (0 to skip)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs (best is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
+                        help="devices to measure (default: cpu, and cuda when available)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write JSON here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     images = np.asarray(session.images[heldout[:args.num_images]])
     population = v4compact.load_compact_population()
     macs_per_image = population.macs()["total"]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     result = {"session": args.session, "num_images": len(images),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
               "macs_per_image": macs_per_image, "rows": [], "profiles": {}}
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["rows"] += rows
 
     keras_python = Path(args.keras_python) if args.keras_python else None
-    if keras_python is not None and keras_python.exists():
+    if keras_python is not None and keras_python.exists() and "cpu" in devices:
         ids = population.neuron_ids
         picks = np.linspace(0, len(ids) - 1, args.keras_models).round().astype(int)
         paths = [session_path(ids[i]) for i in picks]

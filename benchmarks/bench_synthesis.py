@@ -86,6 +86,16 @@ def main(argv=None) -> int:
     sec = _time(lambda: synthesize(routed, chosen, seeds=1, steps=steps, progress=True,
                                    device=args.device), args.device)
     rows.append(("batched (routed, one job)", k, k, sec, "measured"))
+    _print_rows(rows, models, steps, None)  # each row as soon as it is measured
+
+    # the baseline before the optional fused row (which can be slow to start on a GPU)
+    m = min(args.single_sample, k)
+    sec_1 = sum(_time(lambda mod=mod: synthesize(mod, seeds=1, steps=steps, progress=False,
+                                                 device=args.device), args.device)
+                for mod in models[:m])
+    rows.append(("one neuron at a time", k, 1, sec_1 / m * k,
+                 f"extrapolated from {m} neurons"))
+    _print_rows(rows[-1:], models, steps, None)
 
     if args.fused_steps:
         from v4compact.models.population import CompactPopulation
@@ -97,18 +107,18 @@ def main(argv=None) -> int:
         rows.append(("batched (fused all-neuron)", k, k, sec_f * steps / fs,
                      f"extrapolated from {fs} steps"))
 
-    m = min(args.single_sample, k)
-    sec_1 = sum(_time(lambda mod=mod: synthesize(mod, seeds=1, steps=steps, progress=False,
-                                                 device=args.device), args.device)
-                for mod in models[:m])
-    rows.append(("one neuron at a time", k, 1, sec_1 / m * k,
-                 f"extrapolated from {m} neurons"))
-
     rate = matmul_rate(args.device)
+    print("\nall rows:")
+    _print_rows(rows, models, steps, rate)
+    print(f"large-matmul rate on {args.device}: {rate / 1e9:.1f} GMAC/s")
+    print(f"\n{steps} upstream steps per neuron, 1 start each, device {args.device}")
+    return 0
+
+
+def _print_rows(rows: list, models: list, steps: int, rate: float | None) -> None:
+    """The table (``rate``: the large-matmul rate, or None before it is measured)."""
     # forward + backward to the input: ~3 forward passes' worth of MACs per image-step
     step_macs = 3 * sum(total_macs(m.core.num_filters) for m in models)
-
-    print()
     print(f"{'mode':<28}{'neurons':>8}{'img/step':>9}{'seconds':>10}{'steps/s':>9}"
           f"{'img-steps/s':>13}{'GMAC/s':>9}{'% matmul':>9}  note")
     for mode, neurons, per_step, seconds, note in rows:
@@ -116,12 +126,9 @@ def main(argv=None) -> int:
         if mode.startswith("batched (fused"):
             work *= len(models)  # every image runs through every model
         gmacs = work / seconds / 1e9
+        share = f"{100 * gmacs * 1e9 / rate:>8.1f}%" if rate else f"{'-':>9}"
         print(f"{mode:<28}{neurons:>8}{per_step:>9}{seconds:>10.1f}{steps / seconds:>9.3f}"
-              f"{neurons * steps / seconds:>13.1f}{gmacs:>9.1f}{100 * gmacs * 1e9 / rate:>8.1f}%"
-              f"  {note}")
-    print(f"large-matmul rate on {args.device}: {rate / 1e9:.1f} GMAC/s")
-    print(f"\n{steps} upstream steps per neuron, 1 start each, device {args.device}")
-    return 0
+              f"{neurons * steps / seconds:>13.1f}{gmacs:>9.1f}{share}  {note}", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,8 +86,10 @@ if [ "$stage" = models ]; then
     # only the files with gpu tests: the web tests need packages this machine lacks
     step gpu_tests 150 $py -m pytest -m gpu tests/models/test_cuda.py \
         tests/models/test_predict.py -q -p no:cacheprovider -ra
+    # the CUDA rows only: the CPU rows of a 16-core host are slow to measure (first-use
+    # tuning, 300 images) and are not what this machine is lent for
     step bench_models 70 $py benchmarks/bench_models.py --num-images $pop_images \
-        --keras-python "" --json "$out/bench_models.json"
+        --keras-python "" --devices "$dev" --json "$out/bench_models.json"
     step bench_synthesis 90 $py benchmarks/bench_synthesis.py --device "$dev" \
         --neurons $neurons --steps $steps --single-sample $sample --fused-steps $fused
 elif [ "$stage" = training ]; then

@@ -29,11 +29,8 @@ def data_dir() -> Path:
 
 @pytest.fixture
 def no_tf32():
-    """float32 on CUDA as on the CPU: cuDNN convolutions may use TF32 by default (a 10-bit
-    mantissa, ~1e-3 relative error); switched off for the duration of a test."""
-    import torch
+    """float32 on CUDA as on the CPU for the duration of a test (no TF32)."""
+    from v4compact.training.runtime import exact_float32
 
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    with exact_float32():
+        yield

@@ -48,6 +48,7 @@ import os
 import random
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,6 +195,20 @@ def barrier(runtime: Runtime) -> None:
 
 
 # ----------------------------------------------------------------------------- seeds
+
+
+@contextmanager
+def exact_float32():
+    """float32 on CUDA as on the CPU inside the block: cuDNN convolutions and matmuls may
+    use TF32 by default (a 10-bit mantissa, ~1e-3 relative error), which is fine for
+    training but would swamp comparisons meant to show float rounding (e.g. a rebuilt
+    network against its masked original)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def seed_everything(seed: int) -> None:
