@@ -7,6 +7,8 @@
   and calls no ``torch.distributed`` function at all. :func:`broadcast_object`,
   :func:`gather_objects` and :func:`barrier` are no-ops for a single process;
   :func:`shard` splits work items (ensemble members, image shards) over ranks.
+  :func:`exact_float32` switches CUDA's TF32 off inside a block, for comparisons that must
+  show float32 rounding.
 - **Seeds** (:func:`seed_everything`, :func:`rng_state`, :func:`set_rng_state`): Python's
   ``random``, numpy's global generator and torch's CPU and CUDA generators, set and saved
   together.
@@ -194,9 +196,6 @@ def barrier(runtime: Runtime) -> None:
         dist.barrier()
 
 
-# ----------------------------------------------------------------------------- seeds
-
-
 @contextmanager
 def exact_float32():
     """float32 on CUDA as on the CPU inside the block: cuDNN convolutions and matmuls may
@@ -209,6 +208,9 @@ def exact_float32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+# ----------------------------------------------------------------------------- seeds
 
 
 def seed_everything(seed: int) -> None:
