@@ -44,6 +44,24 @@ def test_gaussian_blur_keeps_constants_and_smooths(images):
         gaussian_kernel(0)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 112, 112), (1, 2, 20, 31)])
+def test_gaussian_blur_is_scipys_mirror_filter(shape):
+    """The matrix-product blur equals scipy's separable Gaussian (sigma 1, truncate 4,
+    mode "mirror" = torch's "reflect") on each channel, non-square images included (to the
+    rounding of the float32 kernel, ~1e-7)."""
+    from scipy.ndimage import gaussian_filter
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = np.stack([[gaussian_filter(c, 1.0, mode="mirror", truncate=4.0) for c in img]
+                         for img in x.numpy()])
+    np.testing.assert_allclose(gaussian_blur(x, 1.0).numpy(), expected, rtol=0,
+                               atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(gaussian_blur(x.float(), 1.0).numpy(), expected, rtol=0,
+                               atol=1e-5 * np.abs(expected).max())
+    with pytest.raises(InvalidInputError, match="smaller sigma"):
+        gaussian_blur(torch.zeros(1, 1, 5, 5), 2.0)
+
+
 def test_grayscale_and_contrast(images):
     gray = to_grayscale(images)
     torch.testing.assert_close(gray[:, 0], gray[:, 2])

