@@ -80,7 +80,7 @@ if [ -n "${QUICK:-}" ]; then
     holdout=100
 else
     images=512 students="1 8 32" wide=219 neurons=219 steps=100 sample=10 per_shard=0
-    pop_images=300 holdout=1000 fused=10
+    pop_images=300 holdout=1000 fused=2
 fi
 if [ "$stage" = models ]; then
     # only the files with gpu tests: the web tests need packages this machine lacks
