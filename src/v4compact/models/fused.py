@@ -73,10 +73,11 @@ def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
             out[f"pw{k}.weight"] = pw.reshape(pw.shape[0], pw.shape[1]).t().contiguous()
             out[f"pw{k}.bias"] = block.pointwise.bias.clone()
         k4 = core.num_filters[-1]
-        out["readout.weight"] = fused.readout.weight.reshape(READOUT_SIZE * READOUT_SIZE, k4)
-        out["readout.bias"] = fused.readout.bias.reshape(())
-    # plain tensors (a same-shape reshape returns the parameter itself, grad tracking and all)
-    return {k: v.detach().clone() for k, v in out.items()}
+        # cloned like the rest: a same-shape reshape would return the parameter itself
+        out["readout.weight"] = fused.readout.weight.reshape(READOUT_SIZE * READOUT_SIZE,
+                                                             k4).clone()
+        out["readout.bias"] = fused.readout.bias.reshape(()).clone()
+    return out
 
 
 def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:

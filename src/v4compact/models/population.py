@@ -110,8 +110,7 @@ class CompactPopulation(V4Model):
 
     def _make_groups(self, group_channels: int) -> nn.ModuleList:
         plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
-        with torch.no_grad():  # constants: no autograd history, so the population copies
-            return nn.ModuleList(FusedGroup([self._folded[i] for i in g]) for g in plan)
+        return nn.ModuleList(FusedGroup([self._folded[i] for i in g]) for g in plan)
 
     def regroup(self, group_channels: int) -> None:
         """Re-pack the models into groups of about ``group_channels`` layer-0 channels."""
