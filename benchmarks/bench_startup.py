@@ -28,13 +28,7 @@ import time
 
 import httpx
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from v4compact.web.server import free_port
 
 
 def main(argv=None) -> int:
@@ -44,7 +38,7 @@ def main(argv=None) -> int:
                         help="seconds to keep watching the background build after the page")
     parser.add_argument("--timeout", type=float, default=300.0)
     args, serve_args = parser.parse_known_args(argv)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="v4-startup-") as cache:
         command = [sys.executable, "-m", "v4compact", "serve", "--port", str(port),
