@@ -28,7 +28,7 @@ FORBIDDEN = {
     "figures": {"cli", "web"},
 }
 #: Packages that must not import torch at all (plain numpy / scipy code).
-NO_TORCH = {"data", "metrics", "images", "config", "errors"}
+NO_TORCH = {"data", "metrics", "images", "config", "errors", "files"}
 
 
 def _package(path: Path) -> str:

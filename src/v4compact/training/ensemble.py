@@ -73,6 +73,7 @@ import torch
 from torch import nn
 
 from ..errors import DataNotFoundError, InvalidInputError
+from ..files import atomic_write
 from ..models.ensemble import MEMBER_INPUT_SHAPE, MEMBER_SEED_BASE, Ensemble, EnsembleMember
 from ..models.layers import keras_init_
 from ..models.readouts import FactorizedReadout
@@ -574,9 +575,8 @@ def _run_backbone(config: EnsembleTrainingConfig, device, data_dir):
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as file:
+        json.dump(payload, file, indent=1)
 
 
 def _prepare_folder(out: Path, config: EnsembleTrainingConfig, resume: bool,

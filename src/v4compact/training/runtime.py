@@ -12,9 +12,9 @@
 - **Seeds** (:func:`seed_everything`, :func:`rng_state`, :func:`set_rng_state`): Python's
   ``random``, numpy's global generator and torch's CPU and CUDA generators, set and saved
   together.
-- **Checkpoints** (:func:`save_checkpoint`, :func:`load_checkpoint`): a state dict written to
-  a temporary file in the same folder and renamed over the target (``os.replace`` is atomic
-  on POSIX and Windows), so a kill leaves either the previous checkpoint or the new one, never
+- **Checkpoints** (:func:`save_checkpoint`, :func:`load_checkpoint`): a state dict written
+  through :func:`v4compact.files.atomic_write` (a temporary file in the same folder, renamed
+  over the target), so a kill leaves either the previous checkpoint or the new one, never
   half a file. Everything saved is loadable with ``torch.load(weights_only=True)`` (random
   states are stored as tensors and plain Python values), so resuming never unpickles code.
   Exact resume = model and optimizer state dicts + :func:`rng_state` + the caller's position
@@ -48,7 +48,6 @@ import csv
 import math
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import CorruptDataError, DataNotFoundError, InvalidInputError
+from ..files import atomic_write
 
 __all__ = [
     "MetricsLog",
@@ -278,17 +278,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping) -> Path:
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(dict(state), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as file:
+        torch.save(dict(state), file)
     return path
 
 
@@ -372,13 +363,10 @@ class MetricsLog:
 
     def _rewrite(self) -> None:
         """Write the whole file (header + rows) atomically."""
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                             dir=self.path.parent)
-        with os.fdopen(handle, "w", newline="") as file:
+        with atomic_write(self.path, "w", newline="") as file:
             writer = csv.DictWriter(file, self._columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(temporary, self.path)
 
     def close(self) -> None:
         """Close the TensorBoard writer (the CSV is always closed between rows)."""

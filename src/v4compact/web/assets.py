@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +39,7 @@ import numpy as np
 from ..data.catalog import session_info
 from ..data.registry import file_sha256
 from ..errors import InvalidInputError
+from ..files import atomic_write
 from ..models import zoo
 from .state import model_neuron_ids, parse_neuron
 
@@ -161,7 +159,7 @@ def write_json(path: Path, payload: dict) -> None:
 
     A reader, or a build killed half-way, never sees half a file.
     """
-    with _atomic(path, "w") as fh:
+    with atomic_write(path, "w") as fh:
         json.dump(payload, fh)
 
 
@@ -169,27 +167,8 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     """Write uint8 ``(H, W, 3)`` pixels as a PNG atomically (like :func:`write_json`)."""
     from PIL import Image
 
-    with _atomic(path, "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(fh, format="png")
-
-
-@contextmanager
-def _atomic(path: Path, mode: str):
-    """An open temporary file next to ``path``; renamed onto ``path`` when the block ends
-    without error, removed otherwise. Temporary names end in ``.tmp`` (never served)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False,
-                                     prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(fh.name, path)
-    except BaseException:
-        Path(fh.name).unlink(missing_ok=True)
-        raise
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -240,6 +219,6 @@ def build_session_figure(session_id: int, cache_dir: Path, data_dir=None) -> Pat
     path = session_figure_path(cache_dir, session_id)
     figure = plot_session(load_session(session_id, data_dir=data_dir))
     # a unique temporary name: two requests may draw the same figure at once
-    with _atomic(path, "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         figure.savefig(fh, format="png", dpi=80)
     return path
