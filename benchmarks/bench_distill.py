@@ -77,7 +77,7 @@ def measure(students: int, num_filters: tuple, corpus, teacher_spec: str, device
     loop = sum(parts.values())
     return {"students": students, "images": stats.images, "seconds": wall,
             "loop_seconds": loop, **{f"{k}_seconds": v for k, v in parts.items()},
-            "images_per_s": stats.images / loop,
+            "images_per_s": stats.images / loop, "kernels": stats.kernels,
             "student_images_per_s": stats.images * students / loop,
             "shares": {k: v / loop for k, v in parts.items()}}
 
@@ -121,6 +121,12 @@ def main() -> None:
               f"{row['student_images_per_s']:>14.2f} {shares['decode']:>7.1%} "
               f"{shares['teacher']:>8.1%} {shares['students']:>9.1%} {alone:>28.2f} "
               f"{row['student_images_per_s'] / alone:>5.1f}x")
+    for row in rows:
+        kernels = row["kernels"]
+        print(f"kernels, {row['students']} students: pointwise {kernels['pointwise']}, memory "
+              f"{kernels['memory_format']}"
+              + "".join(f"; {t['pointwise']}/{t['memory_format']} {t['seconds']:.3f} s"
+                        for t in kernels["tuning"]))
     # -- projection ------------------------------------------------------------------------
     best = max(rows, key=lambda r: r["student_images_per_s"])
     per_student = best["students_seconds"] / (best["images"] * best["students"])

@@ -6,16 +6,18 @@
 #                                           # .device-carry/<stage>/ (git-ignored)
 #   scripts/device_checks.sh models OUT     # there: gpu tests, population and synthesis
 #                                           # benchmarks (carry .device-carry/models)
-#   scripts/device_checks.sh training OUT   # there: distillation throughput (1/8/32/219
-#                                           # students) and the end-to-end make-compact run,
-#                                           # with and without augmentation (carry
-#                                           # .device-carry/training)
+#   scripts/device_checks.sh training OUT   # there: the students' training step under
+#                                           # every kernel choice, distillation throughput
+#                                           # (1/8/32/219 students) and the end-to-end
+#                                           # make-compact run, with and without
+#                                           # augmentation (carry .device-carry/training)
 #
 # Two stages because the data copy does not travel in one piece (a 64 MiB limit): `models`
 # needs all 219 compact models, `training` every image zip. Each step has its own time limit
 # and its own log under OUT, so one failing step does not lose the others.
 # DEMO_BUDGET_S (default 180): the seconds the two end-to-end runs may take together; their
-# number of passes is chosen from the throughput measured just before (and reported).
+# number of passes is chosen from the throughput measured just before (and reported); 0
+# skips them.
 set -u
 stage=${1:?usage: device_checks.sh prepare|models|training [OUT]}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,6 +95,10 @@ if [ "$stage" = models ]; then
     step bench_synthesis 90 $py benchmarks/bench_synthesis.py --device "$dev" \
         --neurons $neurons --steps $steps --single-sample $sample --fused-steps $fused
 elif [ "$stage" = training ]; then
+    # one training step of the 219-student stack under every kernel choice, fp32 / bf16,
+    # cuDNN search off / on, the top kernels, the 12M-image projection and its floors
+    step bench_student_step 150 $py benchmarks/bench_student_step.py --device "$dev" \
+        --students $wide --batch-size 8 --steps 2 --profile --json "$out/bench_student_step.json"
     step bench_distill 90 $py benchmarks/bench_distill.py --device "$dev" --students $students \
         --images $images --batch-size 32 --workers 8 --json "$out/bench_distill.json"
     # 219 students x 100 filters: layer 0 alone holds 21,900 maps of 112x112 per image, so a
@@ -113,6 +119,7 @@ print(max(1, min(20, int(float(sys.argv[2]) / (per_pass * 1.35)))))
 EOF
     ) || passes=2
     [ -n "${QUICK:-}" ] && passes=1
+    if [ "${DEMO_BUDGET_S:-180}" = 0 ]; then ls -la "$out"; exit 0; fi
     echo "== end-to-end runs: $passes passes each (distill), $(( (passes + 1) / 2 )) retraining"
     for variant in plain augment; do
         flag=""; [ $variant = augment ] && flag=--augment

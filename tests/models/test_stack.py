@@ -11,7 +11,7 @@ import torch
 import v4compact
 from v4compact.errors import InvalidInputError
 from v4compact.models.compact import CompactModel
-from v4compact.models.stack import CompactStack
+from v4compact.models.stack import KERNEL_CHOICES, CompactStack
 
 RELEASED = [(201025, 10), (201025, 11), (201025, 12)]  # widths differ: masks needed
 
@@ -150,6 +150,42 @@ def test_masked_stack_trains_each_model_as_its_own_size(released):
     pointwise = grads[names.index("core.layer1.pointwise.weight")]
     assert pointwise[39:63].abs().max() == 0  # model 0 has 39 live filters of 63 in layer 1
     assert stack.core.layer1.pointwise.weight[39:63].abs().max() == 0
+
+
+@pytest.mark.parametrize("pointwise", KERNEL_CHOICES["pointwise"])
+@pytest.mark.parametrize("memory_format", KERNEL_CHOICES["memory_format"])
+def test_every_kernel_choice_computes_the_same_training_step(released, pointwise,
+                                                             memory_format):
+    # training mode (batch statistics), shared and per-model images: same outputs and
+    # the same weight gradients as the default grouped convolutions
+    x, own = _images(4, 7), _images(4, 8, models=3)
+
+    def outputs_and_grads(stack):
+        # biases before batch norm have an exact gradient of 0 (rounding noise): left out
+        names, params = zip(*[(n, p) for n, p in stack.named_parameters()
+                              if not n.endswith(("conv.bias", "pointwise.bias"))], strict=True)
+        out = stack(x).sum() + 0.5 * stack(own).sum()
+        return stack(x).detach(), torch.autograd.grad(out, params)
+
+    reference = CompactStack.from_models(released).train()
+    chosen = copy.deepcopy(reference).set_kernels(pointwise, memory_format)
+    assert chosen.kernels == {"pointwise": pointwise, "memory_format": memory_format}
+    if memory_format == "channels_last":
+        assert chosen.core.layer2.pointwise.weight.is_contiguous(
+            memory_format=torch.channels_last)
+    want, want_grads = outputs_and_grads(reference)
+    got, got_grads = outputs_and_grads(chosen)
+    assert (got - want).abs().max() / want.std() < 1e-4  # batch statistics of 4 images
+    for g, w in zip(got_grads, want_grads, strict=True):
+        assert (g - w).abs().max() <= 1e-4 * w.abs().max() + 1e-12
+
+
+def test_bad_kernel_choices_are_refused(released):
+    stack = CompactStack.from_models(released)
+    with pytest.raises(InvalidInputError, match="pointwise kernel 'gemm'"):
+        stack.set_kernels(pointwise="gemm")
+    with pytest.raises(InvalidInputError, match="memory format 'nhwc'"):
+        stack.set_kernels(memory_format="nhwc")
 
 
 def test_bad_inputs_are_refused(released):

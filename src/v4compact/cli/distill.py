@@ -73,6 +73,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="measure fidelity every this many shards (default 1)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="bfloat16 autocast (CUDA only)")
+    parser.add_argument("--kernels", default="auto", metavar="CHOICE",
+                        help="how the stacked students compute: auto (time every choice at "
+                        "the start of a CUDA run, keep the fastest) or POINTWISE/FORMAT, "
+                        "e.g. matmul/channels_last (default auto)")
     add_device(parser, None)
     parser.add_argument("--resume", action="store_true", help="continue a killed run")
 
@@ -135,7 +139,7 @@ def _config(args):
 
     overrides = {"seed": args.seed, "num_workers": args.workers,
                  "eval_every": args.eval_every, "augment": args.augment,
-                 "mixed_precision": args.mixed_precision,
+                 "mixed_precision": args.mixed_precision, "kernels": args.kernels,
                  "exclude_heldout": not args.include_heldout}
     if args.num_filters:
         if len(args.num_filters) not in (1, 5):

@@ -30,6 +30,7 @@ __all__ = [
     "SeparableBlock",
     "fold_batch_norm",
     "glorot_uniform_",
+    "grouped_pointwise",
     "keras_init_",
     "same_padding",
 ]
@@ -96,6 +97,39 @@ class SameConv2d(nn.Conv2d):
         return F.conv2d(x, weight, bias, self.stride, 0, 1, groups)
 
 
+def grouped_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      groups: int) -> torch.Tensor:
+    """A grouped 1x1 convolution computed as one batched matrix product.
+
+    The same function as ``F.conv2d(x, weight, bias, groups=groups)``; for the pointwise
+    layers of a :class:`~v4compact.models.stack.CompactStack` (one group per model) it is a
+    second implementation whose speed differs by device and layout, so training can pick
+    the faster (:mod:`v4compact.training.kernels`).
+
+    Args:
+        x: ``(N, G*Cin, H, W)``, contiguous or channels-last memory.
+        weight: ``(G*Cout, Cin, 1, 1)`` (PyTorch's grouped layout).
+        bias: ``(G*Cout,)`` or ``None``.
+        groups: G.
+
+    Returns:
+        ``(N, G*Cout, H, W)`` in the memory format of ``x``.
+    """
+    n, channels, height, width = x.shape
+    out_channels = weight.shape[0]
+    per_group = weight.view(groups, out_channels // groups, channels // groups)
+    if x.is_contiguous():
+        # (G, Co, Ci) @ (N, G, Ci, HW): no copy of the activations in or out
+        y = torch.matmul(per_group, x.view(n, groups, channels // groups, height * width))
+        y = y.view(n, out_channels, height, width)
+        return y if bias is None else y + bias.view(1, -1, 1, 1)
+    rows = x.permute(0, 2, 3, 1).reshape(n * height * width, groups, channels // groups)
+    y = torch.einsum("pgi,goi->pgo", rows, per_group)
+    if bias is not None:
+        y = y + bias.view(groups, -1)
+    return y.reshape(n, height, width, out_channels).permute(0, 3, 1, 2)
+
+
 class ConvBlock(nn.Module):
     """Full convolution -> batch norm -> optional ReLU (layer 0 of the compact models).
 
@@ -154,6 +188,8 @@ class SeparableBlock(nn.Module):
         pointwise: 1x1 convolution ``Cin -> Cout``, weight ``(Cout, Cin / groups, 1, 1)``,
             with bias.
         bn: :class:`torch.nn.BatchNorm2d`, or ``None`` in a folded block.
+        pointwise_impl: ``"conv"`` (``F.conv2d``) or ``"matmul"``
+            (:func:`grouped_pointwise`) for a grouped pointwise layer; the same function.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = KERNEL_SIZE,
@@ -167,6 +203,7 @@ class SeparableBlock(nn.Module):
         self.bn = _batch_norm(out_channels, bn_eps) if batch_norm else None
         self.relu = relu
         self.bn_eps = float(bn_eps)
+        self.pointwise_impl = "conv"
 
     def forward_depthwise(self, x: torch.Tensor) -> torch.Tensor:
         """The depthwise stage alone: ``(N, Cin, H, W)`` -> ``(N, Cin, H / s, W / s)``."""
@@ -174,7 +211,11 @@ class SeparableBlock(nn.Module):
 
     def forward_from_depthwise(self, d: torch.Tensor) -> torch.Tensor:
         """Pointwise, batch norm and ReLU applied to a depthwise output."""
-        x = self.pointwise(d)
+        pw = self.pointwise
+        if self.pointwise_impl == "matmul" and pw.groups > 1:
+            x = grouped_pointwise(d, pw.weight, pw.bias, pw.groups)
+        else:
+            x = pw(d)
         if self.bn is not None:
             x = self.bn(x)
         return _relu(x) if self.relu else x
@@ -189,6 +230,7 @@ class SeparableBlock(nn.Module):
         out = SeparableBlock(pw.in_channels, pw.out_channels, dw.kernel_size[0], dw.stride[0],
                              self.bn_eps, self.relu, batch_norm=False,
                              pointwise_groups=pw.groups)
+        out.pointwise_impl = self.pointwise_impl
         out.to(device=pw.weight.device, dtype=pw.weight.dtype)
         with torch.no_grad():
             weight, bias = (pw.weight, pw.bias) if self.bn is None else \

@@ -47,7 +47,14 @@ from .arch import (
 )
 from .layers import ConvBlock, SeparableBlock, _relu
 
-__all__ = ["CompactStack"]
+__all__ = ["KERNEL_CHOICES", "CompactStack"]
+
+#: The ways a stack can compute the same function (:meth:`CompactStack.set_kernels`).
+KERNEL_CHOICES: dict[str, tuple[str, ...]] = {
+    "pointwise": ("conv", "matmul"),
+    "memory_format": ("contiguous", "channels_last"),
+}
+_MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 class CompactStack(nn.Module):
@@ -100,6 +107,8 @@ class CompactStack(nn.Module):
             self.register_buffer(f"mask{layer}", mask)
         self.neuron_ids = [f"model{i}" for i in range(k)]
         self.model_ids = [""] * k
+        #: memory format inputs are converted to (``None``: as given); see set_kernels
+        self.memory_format: torch.memory_format | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -286,16 +295,52 @@ class CompactStack(nn.Module):
         for layer in range(NUM_LAYERS):
             out.core.add_module(f"layer{layer}", getattr(self.core, f"layer{layer}").fuse())
         out.eval().requires_grad_(False)
-        out._channels_last = True
-        return out.to(memory_format=torch.channels_last)
+        return out.set_kernels(memory_format="channels_last")
+
+    def set_kernels(self, pointwise: str | None = None,
+                    memory_format: str | None = None) -> CompactStack:
+        """Choose how the stack computes; the function stays the same (to float rounding).
+
+        Args:
+            pointwise: ``"conv"`` (grouped ``F.conv2d``) or ``"matmul"`` (one batched
+                matrix product, :func:`~v4compact.models.layers.grouped_pointwise`) for the
+                grouped 1x1 layers; ``None`` keeps the current choice.
+            memory_format: ``"contiguous"`` or ``"channels_last"``: parameters are moved
+                to it and inputs converted to it; ``None`` keeps the current one.
+
+        Returns:
+            ``self``. :attr:`kernels` reports the choice.
+        """
+        if pointwise is not None:
+            if pointwise not in KERNEL_CHOICES["pointwise"]:
+                raise InvalidInputError(f"pointwise kernel {pointwise!r}: use one of "
+                                        f"{', '.join(KERNEL_CHOICES['pointwise'])}")
+            for layer in range(1, NUM_LAYERS):
+                getattr(self.core, f"layer{layer}").pointwise_impl = pointwise
+        if memory_format is not None:
+            if memory_format not in KERNEL_CHOICES["memory_format"]:
+                raise InvalidInputError(f"memory format {memory_format!r}: use one of "
+                                        f"{', '.join(KERNEL_CHOICES['memory_format'])}")
+            fmt = _MEMORY_FORMATS[memory_format]
+            self.to(memory_format=fmt)
+            self.memory_format = fmt
+        return self
+
+    @property
+    def kernels(self) -> dict[str, str]:
+        """The current :meth:`set_kernels` choice (``memory_format`` ``"as given"`` when the
+        inputs are not converted)."""
+        names = {fmt: name for name, fmt in _MEMORY_FORMATS.items()}
+        return {"pointwise": self.core.layer1.pointwise_impl,
+                "memory_format": names.get(self.memory_format, "as given")}
 
     def _input(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        convert = getattr(self, "_channels_last", False)
+        fmt = self.memory_format
         if x.ndim == 4 and x.shape[1] == IN_CHANNELS:
-            return (x.contiguous(memory_format=torch.channels_last) if convert else x), False
+            return (x if fmt is None else x.contiguous(memory_format=fmt)), False
         if x.ndim == 5 and x.shape[1:3] == (self.num_models, IN_CHANNELS):
             x = x.reshape(x.shape[0], -1, *x.shape[3:])
-            return (x.contiguous(memory_format=torch.channels_last) if convert else x), True
+            return (x if fmt is None else x.contiguous(memory_format=fmt)), True
         raise InvalidInputError(
             f"stack input must be re-centred images (N, 3, H, W) shared by all models or "
             f"(N, {self.num_models}, 3, H, W), one per model; got {tuple(x.shape)}"

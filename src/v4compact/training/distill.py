@@ -48,6 +48,7 @@ from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_n
 from ..models.stack import CompactStack
 from . import runtime as rt
 from .corpus import Augmentation, ImageCorpus, batch_plan, image_loader, rank_part
+from .kernels import CPU_KERNELS, parse_kernels, tune_kernels
 from .teachers import Teacher, TeacherCache
 
 __all__ = [
@@ -91,6 +92,9 @@ class DistillConfig:
         num_workers: image-decoding processes of the data loader.
         eval_every: measure fidelity after every this many shards (and after the last).
         mixed_precision: bfloat16 autocast on CUDA.
+        kernels: how the stack computes (:mod:`~v4compact.training.kernels`): ``"auto"``
+            (time every choice at the start of a CUDA run and keep the fastest; the
+            default on the CPU) or ``POINTWISE/FORMAT``, e.g. ``"matmul/channels_last"``.
         exclude_heldout: leave out the held-out halves of test sessions' zips.
     """
 
@@ -109,10 +113,12 @@ class DistillConfig:
     eval_every: int = 1
     mixed_precision: bool = False
     exclude_heldout: bool = True
+    kernels: str = "auto"
 
     def check(self) -> DistillConfig:
         """Validate; returns self. Raises InvalidInputError naming the bad setting."""
         check_num_filters(self.num_filters)
+        parse_kernels(self.kernels)
         for name in ("batch_size", "passes", "eval_every"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got "
@@ -268,6 +274,8 @@ class TrainingStats:
         student_seconds: forward, backward and optimizer steps of the stack.
         other_seconds: smoothing, fidelity, checkpoints.
         fidelity: per neuron, the last fidelity row (see ``metrics.csv``).
+        kernels: the stack's kernel choice and, when it was tuned, the seconds per step
+            of every choice (:func:`~v4compact.training.kernels.tune_kernels`).
     """
 
     images: int = 0
@@ -277,6 +285,7 @@ class TrainingStats:
     student_seconds: float = 0.0
     other_seconds: float = 0.0
     fidelity: dict = field(default_factory=dict)
+    kernels: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready values."""
@@ -326,6 +335,7 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
         raise InvalidInputError(f"{stack.num_models} students for {len(teacher.neuron_ids)} "
                                 "teacher columns; give one student per neuron")
     stack.to(device).train()
+    kernels = _choose_kernels(stack, config, runtime)
     if runtime.distributed:
         _synchronise_batch_norms(stack)
     parameters = list(stack.parameters())
@@ -345,7 +355,7 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
     held_images, held_targets = holdout_set(holdout, cache) if runtime.is_main \
         else (None, None)
     augmentation = Augmentation(seed=config.seed) if config.augment else None
-    stats = TrainingStats()
+    stats = TrainingStats(kernels=kernels)
     shards = list(range(len(train.shards)))
     units = [(p, s) for p in range(config.passes) for s in shards]
     todo = units[units.index(position):] if position in units else []
@@ -414,6 +424,27 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
     log.close()
     stats.teacher_seconds = cache.seconds if augmentation is None else stats.teacher_seconds
     return stack, stats
+
+
+def _choose_kernels(stack: CompactStack, config: DistillConfig, runtime: rt.Runtime) -> dict:
+    """Set the stack's kernels as ``config.kernels`` says (``"auto"``: tuned on CUDA, by
+    rank 0 for all ranks; :data:`~v4compact.training.kernels.CPU_KERNELS` on the CPU); on
+    CUDA also let cuDNN search its algorithms (the shapes are fixed)."""
+    chosen, rows = parse_kernels(config.kernels), []
+    if runtime.device.type == "cpu" and chosen is None:
+        chosen = dict(CPU_KERNELS)
+    elif runtime.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        if chosen is None:
+            if runtime.is_main:
+                per_process = -(-config.batch_size // runtime.world_size)
+                chosen, rows = tune_kernels(stack, per_process, runtime.device,
+                                            config.mixed_precision)
+            chosen, rows = rt.broadcast_object((chosen, rows), runtime)
+    if chosen is not None:
+        fmt = chosen["memory_format"]
+        stack.set_kernels(chosen["pointwise"], None if fmt == "as given" else fmt)
+    return {**stack.kernels, "tuning": rows}
 
 
 def _next(units: list, current: tuple[int, int]) -> tuple[int, int] | None:
