@@ -103,27 +103,42 @@ def _one_adam_step(stack: CompactStack, images: torch.Tensor, targets: torch.Ten
 NOISE_DRIVEN = ("conv.bias", "pointwise.bias")
 
 
+def _exact_gradients(stack: CompactStack, images: torch.Tensor, targets: torch.Tensor) -> dict:
+    """The gradients of ``_step``'s loss computed in float64 on the CPU (a copy)."""
+    from v4compact.training.distill import _to_input
+
+    exact = copy.deepcopy(stack).double()
+    out = exact(_to_input(images, torch.device("cpu")).double())
+    ((out - targets.double()).pow(2).sum() / len(images)).backward()
+    return {name: p.grad for name, p in exact.named_parameters()}
+
+
 def test_a_training_step_on_the_device_equals_the_cpu():
     """One Adam step of 4 stacked 100-filter students on a batch of 16 images: the losses
-    agree to 1e-5, every gradient to 1e-3 of its tensor's largest (biases before batch norm,
-    whose exact gradient is 0, to 1e-3 of the weights' scale), every weight's step to
-    float32 rounding of Adam's ~lr step, the moving statistics to 1e-4."""
+    agree to 1e-5; every gradient is as close to the exact (float64) gradient as the CPU's
+    float32 one is, within 3x or 1e-4 of the tensor's largest (layer 0's weight gradient sums
+    200k products through batch norm's centring: the CPU itself is ~1e-3 off there); every
+    weight's step agrees to float32 rounding of Adam's ~lr step, the moving statistics to
+    1e-4. Biases before batch norm (exact gradient 0) are left out of the gradient check."""
     gen = torch.Generator().manual_seed(0)
     images = (torch.rand(16, 112, 112, 3, generator=gen) * 255).to(torch.uint8)
     targets = torch.randn(16, 4, generator=gen)
     cpu = CompactStack.students(4, (100,) * 5, seeds=[1, 2, 3, 4])
     dev = copy.deepcopy(cpu).to(DEVICE)
     before = {k: v.clone() for k, v in cpu.state_dict().items()}
+    exact = _exact_gradients(cpu, images, targets)
     loss_cpu = _one_adam_step(cpu, images, targets)
     loss_dev = _one_adam_step(dev, images, targets)
     assert loss_dev == pytest.approx(loss_cpu, rel=1e-5)
     grads_dev = dict(dev.named_parameters())
-    scale = max(p.grad.abs().max().item() for n, p in cpu.named_parameters()
-                if not n.endswith(NOISE_DRIVEN))
     for name, param in cpu.named_parameters():
-        own = scale if name.endswith(NOISE_DRIVEN) else param.grad.abs().max().item()
-        err = (grads_dev[name].grad.cpu() - param.grad).abs().max().item()
-        assert err <= 1e-3 * own, f"{name}: gradient error {err:.2e} > 1e-3 x {own:.2e}"
+        if name.endswith(NOISE_DRIVEN):
+            continue
+        own = exact[name].abs().max().item()
+        err_cpu = (param.grad.double() - exact[name]).abs().max().item()
+        err_dev = (grads_dev[name].grad.cpu().double() - exact[name]).abs().max().item()
+        assert err_dev <= max(3 * err_cpu, 1e-4 * own), \
+            f"{name}: device gradient error {err_dev:.2e}, CPU's {err_cpu:.2e}, largest {own:.2e}"
     for name, value in cpu.state_dict().items():
         other = dev.state_dict()[name].cpu()
         if not value.is_floating_point():

@@ -104,6 +104,19 @@ def test_group_size_does_not_change_outputs(subset, natural):
     assert spread_error(out.numpy(), ref.numpy()).max() < 1e-5
 
 
+def test_stack_engine_equals_the_groups(population, population_outputs, natural):
+    # the engine CUDA uses by default (one folded stack of all 219 models), run on the CPU
+    stacked = copy.deepcopy(population)
+    stacked.engine = "stack"
+    out = stacked.predict(natural)
+    # two float32 paths, each within 1e-5 of the separate models: 2e-5 between them
+    assert spread_error(out, population_outputs).max() < 2e-5
+    assert list(stacked._stack_cache) == ["cpu"]  # built once, then reused
+    stacked.engine = "fast"
+    with pytest.raises(InvalidInputError, match="population engine 'fast'"):
+        stacked.predict(natural)
+
+
 def test_feature_maps_match_separate_models(subset, natural):
     models = subset.to_compact_models()
     x = to_model_input(natural[:2])
