@@ -9,7 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from v4compact.models.layers import ConvBlock, SameConv2d, SeparableBlock, same_padding
+from v4compact.models.layers import (
+    ConvBlock,
+    SameConv2d,
+    SeparableBlock,
+    same_conv2d,
+    same_padding,
+)
 
 
 @pytest.mark.parametrize(
@@ -168,3 +174,25 @@ def test_batch_norm_trains_with_batch_statistics_and_keras_momentum(block_type):
         block(x)
     torch.testing.assert_close(block.bn.running_mean, before)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("size", [112, 56, 28, 15])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_same_conv2d_equals_padding_the_input(size, stride):
+    # the zero-row kernel trick (no padded copy) against F.pad + a "valid" convolution,
+    # values and both gradients, for depthwise and full convolutions
+    gen = torch.Generator().manual_seed(size * 10 + stride)
+    for groups, cin, cout in ((1, 3, 4), (6, 6, 6)):
+        x = torch.randn(2, cin, size, size, generator=gen, dtype=torch.float64,
+                        requires_grad=True)
+        w = torch.randn(cout, cin // groups, 5, 5, generator=gen, dtype=torch.float64,
+                        requires_grad=True)
+        top, bottom = same_padding(size, 5, stride)
+        want = F.conv2d(F.pad(x, (top, bottom, top, bottom)), w, None, stride, 0, 1, groups)
+        got = same_conv2d(x, w, None, stride, groups)
+        assert got.shape == want.shape == (2, cout, -(-size // stride), -(-size // stride))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        g = torch.randn(want.shape, generator=gen, dtype=torch.float64)
+        for a, b in zip(torch.autograd.grad(got, (x, w), g),
+                        torch.autograd.grad(want, (x, w), g), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

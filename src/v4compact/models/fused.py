@@ -32,21 +32,15 @@ from torch import nn
 from .arch import (
     IMAGE_SIZE,
     KERNEL_SIZE,
-    LAYER_SIZES,
     LAYER_STRIDES,
     NUM_LAYERS,
     READOUT_SIZE,
     STAGE_NAMES,
     same_padding,
 )
+from .layers import same_conv2d
 
 __all__ = ["STAGE_NAMES", "FusedGroup", "folded_arrays", "plan_groups"]
-
-
-def _same_pad(size: int, stride: int) -> tuple[int, int, int, int]:
-    """``F.pad`` argument of TensorFlow "same" padding for a square map of side ``size``."""
-    before, after = same_padding(size, KERNEL_SIZE, stride)
-    return before, after, before, after
 
 
 def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -154,16 +148,9 @@ class FusedGroup(nn.Module):
                                                padding=pad0).relu_())]
         for k in range(1, NUM_LAYERS):
             dw = getattr(self, f"dw{k}_weight")
-            stride = LAYER_STRIDES[k]
-            before, after = same_padding(LAYER_SIZES[k - 1], KERNEL_SIZE, stride)
-            if before != after:
-                pad = _same_pad(LAYER_SIZES[k - 1], stride)
 
-                def depthwise(y, dw=dw, stride=stride, pad=pad):
-                    return F.conv2d(F.pad(y, pad), dw, stride=stride, groups=dw.shape[0])
-            else:
-                def depthwise(y, dw=dw, stride=stride, pad=before):
-                    return F.conv2d(y, dw, stride=stride, padding=pad, groups=dw.shape[0])
+            def depthwise(y, dw=dw, stride=LAYER_STRIDES[k]):
+                return same_conv2d(y, dw, None, stride, groups=dw.shape[0])
 
             weight, bias = getattr(self, f"pw{k}_weight"), getattr(self, f"pw{k}_bias")
 

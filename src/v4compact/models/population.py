@@ -151,15 +151,21 @@ class CompactPopulation(V4Model):
         Returns:
             Seconds per image of each candidate ``"group_channels/micro_batch"``.
         """
+        built: dict[int, nn.ModuleList] = {}  # candidates take turns: pack each size once
+        device = self.device
+
         def run(group_channels: int, micro_batch: int) -> None:
-            if group_channels != self.group_channels:
-                self.regroup(group_channels)
+            if group_channels not in built:
+                with torch.inference_mode(False):
+                    built[group_channels] = self._make_groups(group_channels).to(device)
+            self.groups = built[group_channels]
             self._cpu_micro_batch = micro_batch
             with torch.inference_mode():
                 self._run_groups(x, None, allow_tuning=False)
 
         (group_channels, micro_batch), timings = tuning.tune(run, len(x))
-        self.regroup(group_channels)
+        self.groups = built[group_channels]
+        self.group_channels = group_channels
         self._cpu_micro_batch = micro_batch
         self._tuned = True
         if store:

@@ -37,6 +37,9 @@ DEFAULT_CPU_MICRO_BATCH = 2
 GROUP_CHANNEL_CANDIDATES = (32, 64, 128, 256)
 MICRO_BATCH_CANDIDATES = (1, 2, 4)
 ENV_VAR = "V4COMPACT_TUNING"
+#: Part of the cache key: raised when the population's kernels change, so that choices
+#: timed on older code are timed again (2: "same" convolutions without padded copies).
+TUNING_VERSION = 2
 
 
 def tuning_file() -> Path | None:
@@ -48,8 +51,8 @@ def tuning_file() -> Path | None:
 
 
 def machine_key() -> str:
-    """Processor model, intra-op threads and torch version, e.g.
-    ``"Intel(R) Xeon(R) Processor|threads=2|torch=2.13.0+cpu"``."""
+    """Processor model, intra-op threads, torch version and :data:`TUNING_VERSION`, e.g.
+    ``"Intel(R) Xeon(R) Processor|threads=2|torch=2.13.0+cpu|v2"``."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -58,7 +61,8 @@ def machine_key() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}|threads={torch.get_num_threads()}|torch={torch.__version__}"
+    return (f"{cpu}|threads={torch.get_num_threads()}|torch={torch.__version__}"
+            f"|v{TUNING_VERSION}")
 
 
 def _read(path: Path) -> dict:
@@ -109,6 +113,8 @@ def tune(run: Callable[[int, int], None], num_images: int, repeats: int = 2,
         run: runs the population once on ``num_images`` images with that setting.
         num_images: images per run (for the seconds-per-image figures).
         repeats: runs per candidate; the best time counts (the first run warms up caches).
+            The candidates take turns (one run of each per round), so a change of load
+            during tuning affects all of them alike rather than the last ones.
         candidates: ``(group_channels, micro_batch)`` pairs (default: every combination of
             :data:`GROUP_CHANNEL_CANDIDATES` and :data:`MICRO_BATCH_CANDIDATES`).
 
@@ -118,14 +124,13 @@ def tune(run: Callable[[int, int], None], num_images: int, repeats: int = 2,
     if candidates is None:
         candidates = tuple((g, m) for g in GROUP_CHANNEL_CANDIDATES
                            for m in MICRO_BATCH_CANDIDATES)
-    timings: dict[str, float] = {}
-    for group_channels, micro_batch in candidates:
-        best = float("inf")
-        for _ in range(repeats):
+    best = {c: float("inf") for c in candidates}
+    for _ in range(repeats):
+        for candidate in candidates:
             start = time.perf_counter()
-            run(group_channels, micro_batch)
-            best = min(best, time.perf_counter() - start)
-        timings[f"{group_channels}/{micro_batch}"] = best / max(num_images, 1)
+            run(*candidate)
+            best[candidate] = min(best[candidate], time.perf_counter() - start)
+    timings = {f"{g}/{m}": seconds / max(num_images, 1) for (g, m), seconds in best.items()}
     choice = min(timings, key=timings.get)
     group_channels, micro_batch = (int(v) for v in choice.split("/"))
     return (group_channels, micro_batch), timings
