@@ -84,7 +84,9 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     left, right = same_padding(x.shape[-1], kw, sw)
     if top == bottom and left == right:
         return F.conv2d(x, weight, bias, (sh, sw), (top, left), 1, groups)
-    if bottom - top in (0, 1) and right - left in (0, 1):
+    if bottom - top in (0, 1) and right - left in (0, 1) and not torch.jit.is_tracing():
+        # (a traced export, ONNX or TorchScript, keeps the plain padded form: the ONNX
+        # exporter refuses convolutions whose kernel is computed in the graph)
         weight = F.pad(weight, (right - left, 0, bottom - top, 0))
         return F.conv2d(x, weight, bias, (sh, sw), (bottom, right), 1, groups)
     x = F.pad(x, (left, right, top, bottom))

@@ -302,7 +302,6 @@ class CompactPopulation(V4Model):
             outs = [_run_group(g, x, stop, step) for g in self.groups]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
-
     def _engine(self, device: torch.device) -> str:
         if self.engine is None:
             return "stack" if device.type == "cuda" else "groups"

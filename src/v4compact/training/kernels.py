@@ -6,13 +6,15 @@ or channels-last memory (:meth:`~v4compact.models.stack.CompactStack.set_kernels
 is faster depends on the device, its library versions and the stack's shape (on an H200
 the stacked students ran at 0.3% of the chip's bfloat16 rate with the defaults), so a
 training run on CUDA times one step of every choice on a copy of its stack, with its own
-batch size and precision, and keeps the fastest (:func:`tune_kernels`): a few seconds
-against hours of training. cuDNN's own algorithm search (``cudnn.benchmark``) is switched
-on for the run: the shapes never change within one.
+batch size and precision, and keeps the fastest (:func:`tune_kernels`): seconds for a few
+students, about a minute for 219 (each choice's first step includes cuDNN's algorithm
+search, ~15 s at 21,900 channels on an H200), against hours of training. cuDNN's own
+algorithm search (``cudnn.benchmark``) is switched on for the run: the shapes never change
+within one.
 
 On the CPU nothing is timed (a step there is seconds long): ``"auto"`` means
 :data:`CPU_KERNELS`, grouped convolutions in channels-last memory, which
-``benchmarks/bench_student_step.py`` measured 1.5-2x faster than the other choices for 1 to
+``benchmarks/bench_student_step.py`` measured 1.4-2x faster than the default for 1 to
 32 students of 100 filters on the project's 2-core machine (docs/distillation.md).
 """
 
