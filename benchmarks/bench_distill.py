@@ -56,12 +56,14 @@ def training_macs(num_filters) -> int:
 
 
 def measure(students: int, num_filters: tuple, corpus, teacher_spec: str, device: str,
-            batch_size: int, workers: int, mixed_precision: bool) -> dict:
+            batch_size: int, workers: int, mixed_precision: bool,
+            kernels: str = "auto") -> dict:
     """One pass of ``students`` students over the corpus; the timings of the loop."""
     neurons = model_neuron_ids()[:students]  # the teacher's first columns (219 in all)
     teacher = load_teacher(teacher_spec, neurons, device=device)
     settings = DistillConfig(num_filters=num_filters, batch_size=batch_size, holdout_images=0,
-                             num_workers=workers, mixed_precision=mixed_precision)
+                             num_workers=workers, mixed_precision=mixed_precision,
+                             kernels=kernels)
     # students named apart from their neurons: no held-out evaluation inside the timed pass
     stack = CompactStack.students(students, num_filters,
                                   neuron_ids=[f"student{k}" for k in range(students)])
@@ -97,6 +99,9 @@ def main() -> None:
                         help="dense bfloat16 TFLOP/s of the projected GPU (H100 SXM: 989)")
     parser.add_argument("--utilisation", type=float, default=0.3,
                         help="fraction of that rate grouped convolutions reach (assumed)")
+    parser.add_argument("--kernels", default="auto",
+                        help="the students' kernels: auto (tuned per run on CUDA; about a "
+                        "minute at 219 students) or POINTWISE/FORMAT, e.g. matmul/contiguous")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
 
@@ -104,7 +109,7 @@ def main() -> None:
     corpus = open_corpus(zip_path, max_images_per_shard=args.images)
     widths = (args.num_filters,) * NUM_LAYERS
     rows = [measure(k, widths, corpus, args.teacher, args.device, args.batch_size,
-                    args.workers, args.mixed_precision) for k in args.students]
+                    args.workers, args.mixed_precision, args.kernels) for k in args.students]
     single = next((r for r in rows if r["students"] == 1), None)
     print(f"distillation throughput, {args.num_filters}-filter students, {args.images} images "
           f"of session 210224, batch {args.batch_size}, {args.workers} decoding worker(s), "

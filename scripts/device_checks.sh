@@ -103,11 +103,14 @@ elif [ "$stage" = training ]; then
         --images $images --batch-size 32 --workers 8 --json "$out/bench_distill.json"
     # 219 students x 100 filters: layer 0 alone holds 21,900 maps of 112x112 per image, so a
     # smaller batch (8) keeps the saved activations within the GPU's memory
+    # 219 students: the kernels bench_student_step found best there (tuning them per run
+    # takes about a minute at this width)
     step bench_distill_219 60 $py benchmarks/bench_distill.py --device "$dev" \
-        --students $wide --images $images --batch-size 8 --workers 8
+        --students $wide --images $images --batch-size 8 --workers 8 --kernels matmul/contiguous
     mixed=--mixed-precision; [ "$dev" = cpu ] && mixed=""
     step bench_distill_bf16 60 $py benchmarks/bench_distill.py --device "$dev" \
-        --students 8 $wide --images $images --batch-size 8 --workers 8 $mixed
+        --students 8 $wide --images $images --batch-size 8 --workers 8 $mixed \
+        --kernels matmul/contiguous
     # passes from the measured 8-student rate: two runs share the GPU; retraining costs
     # about a third of a distillation pass (pruned widths); 10 s per pass of loader, fidelity
     passes=$($py - "$out/bench_distill.json" "${DEMO_BUDGET_S:-180}" <<'EOF'
