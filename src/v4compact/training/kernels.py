@@ -9,8 +9,8 @@ training run on CUDA times one step of every choice on a copy of its stack, with
 batch size and precision, and keeps the fastest (:func:`tune_kernels`): seconds for a few
 students, about a minute for 219 (each choice's first step includes cuDNN's algorithm
 search, ~15 s at 21,900 channels on an H200), against hours of training. cuDNN's own
-algorithm search (``cudnn.benchmark``) is switched on for the run: the shapes never change
-within one.
+algorithm search (``cudnn.benchmark``) is switched on in the training process (a
+process-wide setting, left on): the shapes never change within a run.
 
 On the CPU nothing is timed (a step there is seconds long): ``"auto"`` means
 :data:`CPU_KERNELS`, grouped convolutions in channels-last memory, which
