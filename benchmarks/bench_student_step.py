@@ -33,7 +33,7 @@ from bench_distill import PRUNED_FILTERS, TARGET_IMAGES, TARGET_NEURONS, trainin
 
 from v4compact.models.arch import LAYER_SIZES, NUM_LAYERS
 from v4compact.models.stack import CompactStack
-from v4compact.training.kernels import DEFAULT_KERNELS, choices, time_step
+from v4compact.training.kernels import DEFAULT_KERNELS, apply_kernels, choices, time_step
 
 
 def _profile(stack, batch, device, mixed, rows: int = 12) -> str:
@@ -89,9 +89,8 @@ def main() -> None:
             for choice in options:
                 if device.type == "cuda":
                     torch.backends.cudnn.benchmark = search
-                stack = copy.deepcopy(base)
+                stack = apply_kernels(copy.deepcopy(base), choice)
                 fmt = choice["memory_format"]
-                stack.set_kernels(choice["pointwise"], None if fmt == "as given" else fmt)
                 optimizer = torch.optim.Adam(stack.parameters(), lr=1e-4)
                 try:
                     seconds = time_step(stack, batch, device, mixed, args.steps,
@@ -116,8 +115,7 @@ def main() -> None:
     pruned = CompactStack.students(k, PRUNED_FILTERS).to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = best["cudnn_benchmark"]
-    fmt = best["memory_format"]
-    pruned.set_kernels(best["pointwise"], None if fmt == "as given" else fmt)
+    apply_kernels(pruned, best)
     retrain_seconds = time_step(pruned, batch, device, best["bfloat16"], args.steps,
                                 optimizer=torch.optim.Adam(pruned.parameters(), lr=1e-4))
     del pruned
@@ -147,9 +145,7 @@ def main() -> None:
           f"{args.bandwidth} TB/s, {8 * bytes_per_value}-bit)")
     if args.profile:
         for name, row in (("default", default), ("best", best)):
-            stack = copy.deepcopy(base)
-            fmt = row["memory_format"]
-            stack.set_kernels(row["pointwise"], None if fmt == "as given" else fmt)
+            stack = apply_kernels(copy.deepcopy(base), row)
             if device.type == "cuda":
                 torch.backends.cudnn.benchmark = row["cudnn_benchmark"]
             print(f"\ntop kernels, {name} row:")

@@ -48,7 +48,7 @@ from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_n
 from ..models.stack import CompactStack
 from . import runtime as rt
 from .corpus import Augmentation, ImageCorpus, batch_plan, image_loader, rank_part
-from .kernels import CPU_KERNELS, parse_kernels, tune_kernels
+from .kernels import CPU_KERNELS, apply_kernels, parse_kernels, tune_kernels
 from .teachers import Teacher, TeacherCache
 
 __all__ = [
@@ -442,8 +442,7 @@ def _choose_kernels(stack: CompactStack, config: DistillConfig, runtime: rt.Runt
                                             config.mixed_precision)
             chosen, rows = rt.broadcast_object((chosen, rows), runtime)
     if chosen is not None:
-        fmt = chosen["memory_format"]
-        stack.set_kernels(chosen["pointwise"], None if fmt == "as given" else fmt)
+        apply_kernels(stack, chosen)
     return {**stack.kernels, "tuning": rows}
 
 

@@ -31,8 +31,8 @@ from ..images import IMAGE_SIZE
 from ..models.arch import IN_CHANNELS
 from ..models.stack import KERNEL_CHOICES, CompactStack
 
-__all__ = ["CPU_KERNELS", "DEFAULT_KERNELS", "choices", "parse_kernels", "time_step",
-           "tune_kernels"]
+__all__ = ["CPU_KERNELS", "DEFAULT_KERNELS", "apply_kernels", "choices", "parse_kernels",
+           "time_step", "tune_kernels"]
 
 #: What a stack runs with unless told otherwise.
 DEFAULT_KERNELS = {"pointwise": "conv", "memory_format": "as given"}
@@ -44,6 +44,13 @@ def choices() -> list[dict[str, str]]:
     """Every :meth:`~v4compact.models.stack.CompactStack.set_kernels` combination."""
     return [{"pointwise": p, "memory_format": f} for f, p in
             itertools.product(KERNEL_CHOICES["memory_format"], KERNEL_CHOICES["pointwise"])]
+
+
+def apply_kernels(stack: CompactStack, choice: dict[str, str]) -> CompactStack:
+    """``stack.set_kernels`` from a choice dict (``memory_format`` ``"as given"``: inputs are
+    not converted, parameters stay as they are); returns ``stack``."""
+    fmt = choice["memory_format"]
+    return stack.set_kernels(choice["pointwise"], None if fmt == "as given" else fmt)
 
 
 def parse_kernels(text: str) -> dict[str, str] | None:
@@ -117,9 +124,7 @@ def tune_kernels(stack: CompactStack, batch_size: int, device: torch.device | st
     device = torch.device(device)
     rows = []
     for choice in [dict(DEFAULT_KERNELS), *choices()]:
-        trial = copy.deepcopy(stack).to(device)
-        trial.set_kernels(choice["pointwise"], None if choice["memory_format"] == "as given"
-                          else choice["memory_format"])
+        trial = apply_kernels(copy.deepcopy(stack).to(device), choice)
         try:
             seconds = time_step(trial, batch_size, device, mixed_precision, steps)
         except torch.OutOfMemoryError:
