@@ -55,3 +55,13 @@ def test_help_shows_examples(capsys):
         except SystemExit as stop:
             assert stop.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+def test_an_unknown_kernel_choice_is_one_line(tmp_path, data_dir, capsys):
+    zip_path = data_dir / "data_V4_responses/images/images_210305.zip"
+    assert main(["distill", "--teacher", "compact/201025/10", "--neurons", "201025/10",
+                 "--images", str(zip_path), "--out", str(tmp_path / "run"),
+                 "--kernels", "fast"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "kernels 'fast': use 'auto' or POINTWISE/FORMAT" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
