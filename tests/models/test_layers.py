@@ -13,6 +13,7 @@ from v4compact.models.layers import (
     ConvBlock,
     SameConv2d,
     SeparableBlock,
+    conv_input_gradient,
     same_conv2d,
     same_padding,
 )
@@ -196,3 +197,47 @@ def test_same_conv2d_equals_padding_the_input(size, stride):
         for a, b in zip(torch.autograd.grad(got, (x, w), g),
                         torch.autograd.grad(want, (x, w), g), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("kernel", "cin", "size"), [(5, 3, 112), (5, 3, 17), (3, 1, 9),
+                                                     (5, 4, 28)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_input_gradient_equals_torch(kernel, cin, size, channels_last):
+    # the matmul + shifted-add input gradient against PyTorch's own, float64
+    gen = torch.Generator().manual_seed(kernel * 100 + cin * 10 + size)
+    w = torch.randn(7, cin, kernel, kernel, generator=gen, dtype=torch.float64)
+    g = torch.randn(2, 7, size, size, generator=gen, dtype=torch.float64)
+    if channels_last:
+        g = g.contiguous(memory_format=torch.channels_last)
+    want = torch.nn.grad.conv2d_input((2, cin, size, size), w, g, padding=kernel // 2)
+    got = conv_input_gradient(g, w, kernel // 2)
+    assert got.shape == (2, cin, size, size) and got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_frozen_layer0_gives_the_same_values_and_input_gradient(relu, memory_format):
+    # a folded layer-0 block with frozen weights (synthesis) takes the fast input-gradient
+    # path; the same block with trainable weights takes PyTorch's: same function
+    gen = torch.Generator().manual_seed(3)
+    block = ConvBlock(3, 12, relu=relu, batch_norm=False).double()
+    with torch.no_grad():
+        block.conv.weight.copy_(torch.randn(block.conv.weight.shape, generator=gen))
+        block.conv.bias.copy_(torch.randn(12, generator=gen))
+    block = block.to(memory_format=memory_format)
+    x = torch.randn(3, 3, 20, 20, generator=gen, dtype=torch.float64)
+    x = x.contiguous(memory_format=memory_format).requires_grad_(True)
+    g = torch.randn(3, 12, 20, 20, generator=gen, dtype=torch.float64)
+    want = block(x)
+    (want_grad,) = torch.autograd.grad(want, x, g)
+    assert want.grad_fn.name() != "_FrozenConvBackward"
+    block.requires_grad_(False)
+    got = block(x)
+    assert got.grad_fn.name() == "_FrozenConvBackward"
+    (got_grad,) = torch.autograd.grad(got, x, g)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+    assert got_grad.is_contiguous(memory_format=memory_format)
+    with torch.no_grad():  # no gradient wanted: the plain path
+        assert block(x).grad_fn is None
