@@ -17,12 +17,20 @@ about 3x the model's forward MACs (forward, gradient w.r.t. activations, and the
 gradient; no weight gradients are needed, so this slightly overstates the work - the MAC
 rate is an upper estimate of the useful rate); the counts are exact from the filter counts.
 
+Then (CPU, ``--step-rounds``) one model-step alone on one thread - forward and the input
+gradient of one image through one folded, channels-last model, three models - with layer 0's
+input gradient as :func:`~v4compact.models.layers.conv_input_gradient` (the frozen weights of
+synthesis) vs PyTorch's own backward convolution (the same models with trainable weights: only
+the input gradient is asked for, so only it is computed), the two alternating for that many
+rounds; best and median milliseconds per model-step.
+
 Run:  python benchmarks/bench_synthesis.py --neurons 219 --steps 100 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -66,6 +74,8 @@ def main(argv=None) -> int:
                         help="neurons timed one at a time (then extrapolated to K)")
     parser.add_argument("--fused-steps", type=int, default=0,
                         help="also time the fused all-neuron forward for this many steps")
+    parser.add_argument("--step-rounds", type=int, default=10,
+                        help="rounds of the one-model-step comparison on the CPU (0: skip)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
@@ -112,7 +122,41 @@ def main(argv=None) -> int:
     _print_rows(rows, models, steps, rate)
     print(f"large-matmul rate on {args.device}: {rate / 1e9:.1f} GMAC/s")
     print(f"\n{steps} upstream steps per neuron, 1 start each, device {args.device}")
+    if args.step_rounds and args.device == "cpu":
+        model_step_table(models[:3], args.step_rounds)
     return 0
+
+
+def model_step_table(models: list, rounds: int) -> None:
+    """One model-step (1 image, forward + input gradient, one thread) per model, with layer
+    0's input gradient as a matrix product (frozen weights) vs PyTorch's convolution backward
+    (trainable weights), the two alternating; prints best and median ms per model-step."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fused = [m.fuse().eval().to(memory_format=torch.channels_last) for m in models]
+        x = torch.randn(1, 3, 112, 112).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        times: dict[str, list[float]] = {"matrix product": [], "pytorch": []}
+        for _ in range(rounds + 1):  # the first round warms up
+            for path, times_ in times.items():
+                for model in fused:
+                    model.requires_grad_(path == "pytorch")
+                t0 = time.perf_counter()
+                for _ in range(10):
+                    for model in fused:
+                        torch.autograd.grad(model(x).sum(), x)
+                times_.append((time.perf_counter() - t0) / (10 * len(fused)) * 1e3)
+    finally:
+        torch.set_num_threads(threads)
+    names = ", ".join(m.model_id.split("/", 1)[-1] for m in models)
+    print(f"\none model-step alone (1 image, forward + input gradient, 1 thread; {names}; "
+          f"{rounds} alternating rounds)")
+    print(f"{'layer 0 input gradient':<26}{'best ms':>9}{'median ms':>11}")
+    for path, times_ in times.items():
+        print(f"{path:<26}{min(times_[1:]):>9.2f}{statistics.median(times_[1:]):>11.2f}")
+    best = min(times["pytorch"][1:]) / min(times["matrix product"][1:])
+    print(f"ratio (best): {best:.2f}x")
 
 
 def _print_rows(rows: list, models: list, steps: int, rate: float | None) -> None:
