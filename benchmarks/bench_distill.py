@@ -46,6 +46,8 @@ from v4compact.training.teachers import load_teacher
 TARGET_NEURONS, TARGET_IMAGES = 219, 12_000_000
 #: Filters per layer of the pruned release (median, SYSTEM.md §10): the retraining's width.
 PRUNED_FILTERS = (47, 57, 3, 7, 3)
+#: Dense bfloat16 tensor-core rate of the GPU the projections assume (H100 / H200 SXM).
+GPU_BF16_TFLOPS = 989.0
 
 
 def training_macs(num_filters) -> int:
@@ -95,8 +97,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="bfloat16 autocast (CUDA)")
-    parser.add_argument("--gpu-tflops", type=float, default=989.0,
-                        help="dense bfloat16 TFLOP/s of the projected GPU (H100 SXM: 989)")
+    parser.add_argument("--gpu-tflops", type=float, default=GPU_BF16_TFLOPS,
+                        help="dense bfloat16 TFLOP/s of the projected GPU "
+                        f"(H100 SXM: {GPU_BF16_TFLOPS:g})")
     parser.add_argument("--utilisation", type=float, default=0.3,
                         help="fraction of that rate grouped convolutions reach (assumed)")
     parser.add_argument("--kernels", default="auto",

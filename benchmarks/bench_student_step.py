@@ -29,7 +29,13 @@ import json
 from pathlib import Path
 
 import torch
-from bench_distill import PRUNED_FILTERS, TARGET_IMAGES, TARGET_NEURONS, training_macs
+from bench_distill import (
+    GPU_BF16_TFLOPS,
+    PRUNED_FILTERS,
+    TARGET_IMAGES,
+    TARGET_NEURONS,
+    training_macs,
+)
 
 from v4compact.models.arch import LAYER_SIZES, NUM_LAYERS
 from v4compact.models.stack import CompactStack
@@ -55,8 +61,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per step")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per row (best kept)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--peak-tflops", type=float, default=989.0,
-                        help="dense bfloat16 TFLOP/s of the device (H100/H200 SXM: 989)")
+    parser.add_argument("--peak-tflops", type=float, default=GPU_BF16_TFLOPS,
+                        help="dense bfloat16 TFLOP/s of the device "
+                        f"(H100/H200 SXM: {GPU_BF16_TFLOPS:g})")
     parser.add_argument("--bandwidth", type=float, default=4.8,
                         help="memory bandwidth of the device, TB/s (H200: 4.8, H100: 3.35)")
     parser.add_argument("--passes", type=int, default=7,
