@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -218,13 +217,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
                         help="devices to measure (default: cpu, and cuda when available)")
-    parser.add_argument("--align-rounds", type=int, default=0,
-                        help="rounds of the channel-padding comparison (0: skip): each model "
-                        "session's population and all 219, padded vs unpadded, alternating")
-    parser.add_argument("--align-images", type=int, default=32,
-                        help="images per population in the channel-padding comparison")
-    parser.add_argument("--align-only", action="store_true",
-                        help="only the channel-padding comparison (no main table)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write JSON here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -234,9 +226,6 @@ def main(argv: list[str] | None = None) -> dict:
     session = v4compact.load_session(args.session)
     _, heldout = session.heldout_split()
     images = np.asarray(session.images[heldout[:args.num_images]])
-    if args.align_only:
-        return {"align": align_table(images[:args.align_images], max(args.align_rounds, 1),
-                                     args.batch_size)}
     population = v4compact.load_compact_population()
     macs_per_image = population.macs()["total"]
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -312,56 +301,9 @@ def main(argv: list[str] | None = None) -> dict:
         row["speedup_vs_keras"] = (keras_row["seconds_per_image"] / row["seconds_per_image"]
                                    if keras_row else None)
     print_table(result)
-    if args.align_rounds and "cpu" in devices:
-        result["align"] = align_table(images[:args.align_images], args.align_rounds,
-                                      args.batch_size)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return result
-
-
-def align_table(images: np.ndarray, rounds: int, batch_size: int) -> dict:
-    """Each model session's population (what ``site build`` and ``evaluate`` predict with)
-    and the 219-model one, with each fused group's layers padded to
-    :data:`~v4compact.models.fused.CHANNEL_ALIGN` channels vs unpadded (same group sizes and
-    micro-batches), the two alternating for ``rounds`` rounds on the CPU; prints the best and
-    median milliseconds per neuron-image and the largest output difference."""
-    from v4compact.data.catalog import MODEL_SESSIONS
-    from v4compact.models.fused import CHANNEL_ALIGN
-
-    ids = v4compact.load_compact_population().neuron_ids
-    selections = {str(s): [n for n in ids if n.startswith(f"{s}/")] for s in MODEL_SESSIONS}
-    selections["all 219"] = list(ids)
-    out = {}
-    print(f"\nchannel padding of the fused groups (align {CHANNEL_ALIGN} vs 1), "
-          f"{len(images)} images, {torch.get_num_threads()} threads, {rounds} alternating rounds")
-    print(f"{'population':<12}{'models':>7}{'padded best':>13}{'median':>8}"
-          f"{'unpadded best':>15}{'median':>8}{'ratio':>7}{'max diff':>10}  (ms/neuron-image)")
-    for name, selection in selections.items():
-        padded = v4compact.load_compact_population(selection)
-        plain = v4compact.load_compact_population(selection)
-        plain.channel_align = 1
-        padded.predict(images[:4], batch_size=batch_size)  # tunes on first use (or cached)
-        plain.regroup(padded.group_channels)  # the same groups and micro-batch, unpadded
-        plain._cpu_micro_batch, plain._tuned = padded._cpu_micro_batch, True
-        plain.predict(images[:4], batch_size=batch_size)
-        outputs = {}
-        times: dict[str, list[float]] = {"padded": [], "unpadded": []}
-        for _ in range(rounds):
-            for key, population in (("padded", padded), ("unpadded", plain)):
-                start = time.perf_counter()
-                outputs[key] = population.predict(images, batch_size=batch_size)
-                times[key].append((time.perf_counter() - start) / len(images)
-                                  / len(selection) * 1e3)
-        diff = float(np.abs(outputs["padded"] - outputs["unpadded"]).max())
-        best = {k: min(v) for k, v in times.items()}
-        med = {k: statistics.median(v) for k, v in times.items()}
-        out[name] = {"models": len(selection), "best_ms": best, "median_ms": med,
-                     "max_abs_diff": diff}
-        print(f"{name:<12}{len(selection):>7}{best['padded']:>13.3f}{med['padded']:>8.3f}"
-              f"{best['unpadded']:>15.3f}{med['unpadded']:>8.3f}"
-              f"{best['unpadded'] / best['padded']:>6.2f}x{diff:>10.1e}", flush=True)
-    return out
 
 
 def session_path(neuron_id: str) -> Path:

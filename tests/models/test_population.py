@@ -10,7 +10,6 @@ import torch
 
 import v4compact
 from v4compact.errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
-from v4compact.models.fused import CHANNEL_ALIGN
 from v4compact.models.inputs import to_model_input
 from v4compact.models.macs import STAGES, compact_macs, total_macs
 from v4compact.models.population import CompactPopulation
@@ -103,28 +102,6 @@ def test_group_size_does_not_change_outputs(subset, natural):
     with torch.no_grad():
         ref, out = subset(x), one_group(x)
     assert spread_error(out.numpy(), ref.numpy()).max() < 1e-5
-
-
-def test_zero_channel_padding_changes_nothing_but_rounding(subset, natural):
-    padded = CompactPopulation(subset.to_compact_models(), group_channels=100_000, micro_batch=2)
-    plain = CompactPopulation(subset.to_compact_models(), group_channels=100_000, micro_batch=2)
-    plain.channel_align = 1
-    plain.regroup(100_000)
-    (group,), (bare,) = padded.groups, plain.groups
-    assert group.channels == bare.channels == bare.padded_channels
-    assert all(p % CHANNEL_ALIGN == 0 and 0 <= p - c < CHANNEL_ALIGN
-               for p, c in zip(group.padded_channels, group.channels, strict=True))
-    assert group.padded_channels != group.channels  # this subset's widths are not aligned
-    assert group.conv0_weight.shape[0] == group.padded_channels[0]
-    assert group.conv0_weight[group.channels[0]:].abs().sum() == 0
-    x = to_model_input(natural[:3]).requires_grad_(True)
-    for layer in padded.layer_names:
-        a, b = padded.forward_to(x, layer), plain.forward_to(x, layer)
-        assert a.shape == b.shape, layer  # the padding never leaves the group
-        assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item(), layer
-    (ga,) = torch.autograd.grad(padded(x).sum(), x)
-    (gb,) = torch.autograd.grad(plain(x).sum(), x)
-    assert (ga - gb).abs().max().item() <= 1e-5 * gb.abs().max().item()
 
 
 def test_stack_engine_equals_the_groups(population, population_outputs, natural):

@@ -11,12 +11,6 @@ After folding, a *group* of consecutive models becomes one network:
   block-diagonal (each model's pointwise matrix on the diagonal, zeros elsewhere);
 - readout: one matrix ``(28*28*sum(K4), models)``, block-sparse in the same way.
 
-Each layer's channel count is rounded up to a multiple of :data:`CHANNEL_ALIGN` with zero
-channels (zero weights and bias: ReLU(0) = 0, and a zero channel adds nothing downstream),
-so the channel vectors of the channels-last maps fill whole AVX-512 registers: layer 0 and
-the depthwise convolutions of a 47-channel group ran 5-20% slower than of 48 channels (see
-docs/performance.md). The padding is cut off every map the group returns.
-
 Why groups rather than all 219 models at once: layer 0 of all models writes
 ``112*112*10201`` floats (512 MB) per image, which is then read back by the depthwise conv;
 a group of ~100 channels keeps that map in cache (a few MB), so the convolutions run at
@@ -46,11 +40,7 @@ from .arch import (
 )
 from .layers import same_conv2d
 
-__all__ = ["CHANNEL_ALIGN", "STAGE_NAMES", "FusedGroup", "folded_arrays", "plan_groups"]
-
-#: Each layer of a :class:`FusedGroup` is padded with zero channels to a multiple of this
-#: (16 float32 = one AVX-512 register; measured in ``benchmarks/bench_models.py --align``).
-CHANNEL_ALIGN = 16
+__all__ = ["STAGE_NAMES", "FusedGroup", "folded_arrays", "plan_groups"]
 
 
 def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -88,68 +78,54 @@ def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.block_diag(*blocks)
 
 
-def _pad(value: torch.Tensor, sizes: Mapping[int, int]) -> torch.Tensor:
-    """``value`` with zeros appended along each ``dim`` up to ``sizes[dim]``."""
-    out = value.new_zeros([sizes.get(d, n) for d, n in enumerate(value.shape)])
-    out[tuple(slice(0, n) for n in value.shape)] = value
-    return out
-
-
 class FusedGroup(nn.Module):
     """A few compact models folded and concatenated into one block-diagonal network.
 
     Args:
         folded: per model, the output of :func:`folded_arrays`, in output order.
-        align: pad each layer with zero channels to a multiple of this (default
-            :data:`CHANNEL_ALIGN`; 1: no padding).
 
     Attributes:
         num_models: number of models (output columns) in the group.
         channels: channels of each of the five layers, summed over the group's models.
-        padded_channels: the channels each layer computes (``channels`` rounded up).
     """
 
-    def __init__(self, folded: Sequence[Mapping[str, torch.Tensor]],
-                 align: int | None = None):
+    def __init__(self, folded: Sequence[Mapping[str, torch.Tensor]]):
         super().__init__()
         if not folded:
             raise ValueError("a FusedGroup needs at least one model")
-        align = CHANNEL_ALIGN if align is None else align
-        if not isinstance(align, int) or align < 1:
-            raise ValueError(f"align must be a positive integer, got {align!r}")
         self.num_models = len(folded)
+        f32 = torch.float32
         cat = torch.cat
-        self.channels = [sum(int(m["conv0.weight"].shape[0]) for m in folded)] + [
-            sum(int(m[f"pw{k}.weight"].shape[1]) for m in folded) for k in range(1, NUM_LAYERS)
-        ]
-        #: the channels each layer computes (``channels`` rounded up to ``align``)
-        self.padded_channels = [-(-c // align) * align for c in self.channels]
-        pad = self.padded_channels
-
-        def store(name: str, value: torch.Tensor, channels_last: bool = False) -> None:
-            value = value.to(torch.float32)
-            self.register_buffer(name, value.contiguous(
-                memory_format=torch.channels_last if channels_last else torch.contiguous_format))
-
-        store("conv0_weight", _pad(cat([m["conv0.weight"] for m in folded]), {0: pad[0]}),
-              channels_last=True)
-        store("conv0_bias", _pad(cat([m["conv0.bias"] for m in folded]), {0: pad[0]}))
-        for k in range(1, NUM_LAYERS):
-            store(f"dw{k}_weight", _pad(cat([m[f"dw{k}.weight"] for m in folded]),
-                                        {0: pad[k - 1]}))
-            store(f"pw{k}_weight", _pad(_block_diagonal([m[f"pw{k}.weight"] for m in folded]),
-                                        {0: pad[k - 1], 1: pad[k]}))
-            store(f"pw{k}_bias", _pad(cat([m[f"pw{k}.bias"] for m in folded]), {0: pad[k]}))
-        # readout: (28*28, K4_m) per model -> one (28*28*K4, models) matrix in (H, W, C) order
-        readout = torch.zeros(READOUT_SIZE * READOUT_SIZE, pad[-1], self.num_models,
+        self.register_buffer(
+            "conv0_weight",
+            cat([m["conv0.weight"] for m in folded]).to(f32).contiguous(
+                memory_format=torch.channels_last
+            ),
+        )
+        self.register_buffer("conv0_bias", cat([m["conv0.bias"] for m in folded]).to(f32))
+        for k in range(1, 5):
+            self.register_buffer(
+                f"dw{k}_weight", cat([m[f"dw{k}.weight"] for m in folded]).to(f32).contiguous()
+            )
+            self.register_buffer(
+                f"pw{k}_weight", _block_diagonal([m[f"pw{k}.weight"] for m in folded]).to(f32)
+            )
+            self.register_buffer(f"pw{k}_bias", cat([m[f"pw{k}.bias"] for m in folded]).to(f32))
+        # readout: (28*28, K4_m) per model -> one (28*28*sum K4, models) matrix in (H, W, C) order
+        k4 = [m["readout.weight"].shape[1] for m in folded]
+        readout = torch.zeros(READOUT_SIZE * READOUT_SIZE, sum(k4), self.num_models,
                               dtype=torch.float64)
         start = 0
-        for index, model in enumerate(folded):
-            width = model["readout.weight"].shape[1]
+        for index, (model, width) in enumerate(zip(folded, k4, strict=True)):
             readout[:, start : start + width, index] = model["readout.weight"]
             start += width
-        store("readout_weight", readout.reshape(-1, self.num_models))
-        store("readout_bias", torch.stack([m["readout.bias"] for m in folded]))
+        self.register_buffer("readout_weight", readout.reshape(-1, self.num_models).to(f32))
+        self.register_buffer(
+            "readout_bias", torch.stack([m["readout.bias"] for m in folded]).to(f32)
+        )
+        self.channels = [int(self.conv0_weight.shape[0])] + [
+            int(getattr(self, f"pw{k}_weight").shape[1]) for k in range(1, 5)
+        ]
 
     @staticmethod
     def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -205,14 +181,8 @@ class FusedGroup(nn.Module):
         for name, step in self.stages():
             y = step(y)
             if name == stop:
-                return y[:, :self._stage_channels(name)]
+                break
         return y
-
-    def _stage_channels(self, name: str) -> int:
-        """Real (unpadded) channels of the map of stage ``name``."""
-        layer, _, part = name.partition(".")
-        k = int(layer[len("layer"):])
-        return self.channels[k - 1 if part == "depthwise" else k]
 
 
 def plan_groups(layer0_filters: Sequence[int], group_channels: int) -> list[list[int]]:

@@ -36,7 +36,7 @@ from ..errors import InvalidInputError
 from . import tuning
 from .arch import IMAGE_SIZE
 from .base import V4Model
-from .fused import CHANNEL_ALIGN, FusedGroup, folded_arrays, plan_groups
+from .fused import FusedGroup, folded_arrays, plan_groups
 from .macs import STAGES, compact_macs
 from .zoo import canonical_key
 
@@ -67,9 +67,6 @@ class CompactPopulation(V4Model):
     """
 
     ENGINES = ("groups", "stack")
-    #: zero-channel padding of each group's layers (:data:`~v4compact.models.fused.CHANNEL_ALIGN`;
-    #: set on an instance, then :meth:`regroup`, to compare: 1 is no padding)
-    channel_align: int = CHANNEL_ALIGN
 
     def __init__(self, models: Sequence[nn.Module], group_channels: int | None = None,
                  micro_batch: int | None = None) -> None:
@@ -130,8 +127,7 @@ class CompactPopulation(V4Model):
 
     def _make_groups(self, group_channels: int) -> nn.ModuleList:
         plan = plan_groups([f[0] for f in self.filters_per_model], group_channels)
-        return nn.ModuleList(FusedGroup([self._folded[i] for i in g], self.channel_align)
-                             for g in plan)
+        return nn.ModuleList(FusedGroup([self._folded[i] for i in g]) for g in plan)
 
     def regroup(self, group_channels: int) -> None:
         """Re-pack the models into groups of about ``group_channels`` layer-0 channels."""

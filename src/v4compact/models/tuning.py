@@ -38,9 +38,8 @@ GROUP_CHANNEL_CANDIDATES = (32, 64, 128, 256)
 MICRO_BATCH_CANDIDATES = (1, 2, 4)
 ENV_VAR = "V4COMPACT_TUNING"
 #: Part of the cache key: raised when the population's kernels change, so that choices
-#: timed on older code are timed again (2: "same" convolutions without padded copies; 3:
-#: layers padded with zero channels to :data:`.fused.CHANNEL_ALIGN`).
-TUNING_VERSION = 3
+#: timed on older code are timed again (2: "same" convolutions without padded copies).
+TUNING_VERSION = 2
 
 
 def tuning_file() -> Path | None:
