@@ -47,9 +47,12 @@ from . import assets
 from .assets import BuildReport, SiteSettings
 from .state import LOAD_ERRORS, check_neuron_files
 
-#: Neurons per synthesis batch: one :class:`RoutedModels` stack chunk
-#: (:data:`v4compact.synthesis.routing.STACK_CHUNK`), and the most work a kill can lose.
-SYNTHESIS_CHUNK = 16
+#: Neurons per synthesis batch, and the most work a kill can lose (about 50 s here). Each
+#: synthesis step has a fixed cost (the render loop, the thread pool), so larger batches pay
+#: it less often: 32 neurons x 3 starts ran 1.16x faster per image-step than 16 and 48 no
+#: faster than 32 (48 neurons of 201025, 10 steps, 2 cores, alternating); the full build's
+#: synthesis 1.08x (docs/performance.md).
+SYNTHESIS_CHUNK = 32
 #: The stages of a build, in order (seconds of each are in :class:`StageTimes`).
 STAGES = ("load", "predict", "score", "synthesis", "write")
 _STAGE_LABELS = {"score": "score+calibrate"}
