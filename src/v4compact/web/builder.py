@@ -29,7 +29,9 @@ from .state import LOAD_ERRORS, check_neuron_files
 
 #: Neurons per background batch: small, so that a visitor's neuron waits at most one batch
 #: before it is computed (on a 2-core CPU a neuron with 3 starts x 100 steps takes about
-#: 5 s, and batching more neurons saves nothing there: the work is per neuron).
+#: 5 s). The price: each synthesis step has a fixed cost that a batch of 2 pays for 2
+#: neurons, where ``site build`` pays it for 32 (:data:`.sitebuild.SYNTHESIS_CHUNK`): all 219
+#: behind the server took about 20 minutes, offline about 10 (docs/performance.md).
 BATCH_NEURONS = 2
 #: Seconds between two looks at the live-request counter while background work waits.
 _POLL_S = 0.2
