@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from ..errors import InvalidInputError
 from . import tuning
 from .arch import IMAGE_SIZE
 from .base import V4Model
+from .cores import map_on_cores
 from .fused import FusedGroup, folded_arrays, plan_groups
 from .macs import STAGES, compact_macs
 from .zoo import canonical_key
@@ -364,30 +364,3 @@ def _run_groups_threaded(groups: Sequence[FusedGroup], x: torch.Tensor, stop: st
             return _run_group(group, x, stop, step)
 
     return map_on_cores(work, groups, workers)
-
-
-def map_on_cores(fn, items: Sequence, workers: int | None = None) -> list:
-    """``[fn(item) for item in items]`` on ``workers`` threads with single-threaded torch ops.
-
-    Why: when each item's ops are small (cache-sized), a multi-threaded op ends with a
-    barrier where every core waits for the slowest; one item per core needs no barrier at
-    all and degrades gracefully when other processes share the cores. torch releases the GIL
-    inside its ops, so the threads run in parallel. The process-wide intra-op thread count
-    is set to 1 while the pool runs and restored afterwards. With one worker or one item,
-    the items run in the calling thread.
-
-    Args:
-        fn: the work of one item (returns anything).
-        items: the items.
-        workers: threads (default: ``torch.get_num_threads()``).
-    """
-    threads = torch.get_num_threads()
-    workers = threads if workers is None else workers
-    if workers <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
-    try:
-        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
-                                initargs=(1,)) as pool:
-            return list(pool.map(fn, items))
-    finally:
-        torch.set_num_threads(threads)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidInputError
-from ..models.population import map_on_cores
+from ..models.cores import map_on_cores
 from ..models.stack import CompactStack
 
 #: Models per stacked chunk in :meth:`RoutedModels.forward_columns` (see the module docstring;
