@@ -52,7 +52,8 @@ def _forget_pools() -> None:
     _pools_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pools)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes are spawned, not forked
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def map_on_cores(fn: Callable, items: Sequence, workers: int | None = None) -> list:
