@@ -8,11 +8,12 @@ the cores. torch releases the GIL inside its ops, so Python threads run them in 
 
 The pool is created once per worker count and kept: a synthesis step hands out a few pieces
 and a new pool per step paid thread start-up and each new thread's first-op costs every time
-(2 neurons x 3 starts per step: 10.1 -> 7.1 ms per image-step with the kept pool; 32 neurons:
-5.0 -> 4.6 ms; medians of 3 rounds, side by side). Callers on several threads (a web server)
-share it, so no more pieces run at once than there are workers. A piece that itself calls
-:func:`map_on_cores` runs its items in its own thread (no deadlock, no oversubscription). A
-forked child starts without pools (threads do not survive a fork) and makes its own.
+(2 neurons x 3 starts per step: 10.4 -> 7.7 ms per image-step with the kept pool; 32 neurons:
+5.3 -> 5.0 ms; medians of 4 rounds, side by side, docs/performance.md). Callers on several
+threads (a web server) share it, so no more pieces run at once than there are workers. A piece
+that itself calls :func:`map_on_cores` runs its items in its own thread (no deadlock, no
+oversubscription). A forked child starts without pools (threads do not survive a fork) and
+makes its own.
 """
 
 from __future__ import annotations
