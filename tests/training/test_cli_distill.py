@@ -19,8 +19,15 @@ def test_make_compact_writes_loadable_keras_models_and_a_report(tmp_path, data_d
         "--holdout", "8", "--passes", "1", "--batch-size", "16", "--workers", "1",
     ])
     assert status == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "201025/10" in printed and "z-scored units" in printed
+    # the plan comes before the work: 32 training images, 1 pass x batch 16 = 2 steps
+    plan = next(line for line in printed.splitlines() if line.startswith("plan:"))
+    assert "32 training images (+8 held out of 40)" in plan and "= 2 steps" in plan
+    assert "estimated" in plan and printed.index("plan:") < printed.index("teacher ")
+    assert "warning: 32 training images, 2 optimizer steps" in captured.err
+    assert json.loads((out / "plan.json").read_text())["steps"] == 2
     run = json.loads((out / "run.json").read_text())
     # 201025 is a test session: its held-out half (600 images) is never trained on
     assert run["corpus"]["shards"][0]["excluded_heldout"] == 600

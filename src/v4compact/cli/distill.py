@@ -49,17 +49,25 @@ loads it); outputs are in z-scored units, like the teacher's.
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="small-corpus",
-                        help="settings: upstream (SYSTEM.md section 9: one pass, 5,000 held-out "
-                        "images) or small-corpus (the same with 8 passes and 1,000 held-out "
-                        "images; default)")
+    parser.add_argument("--preset", default="patient",
+                        help="settings: patient (function matching: a fresh teacher label for "
+                        "every cropped, flipped, mixed-up image, 20 passes, warm-up + cosine; "
+                        "default), small-corpus (upstream's recipe with 8 passes) or upstream "
+                        "(SYSTEM.md section 9: one pass, 5,000 held-out images)")
     parser.add_argument("--num-filters", type=int, nargs="+", metavar="N",
                         help="filters per layer of each student (one number or five; "
                         "default 100)")
     parser.add_argument("--passes", type=int, help="passes over the corpus (default: preset)")
+    parser.add_argument("--minutes", type=float, metavar="M",
+                        help="time budget: choose the passes that fit M minutes on this "
+                        "machine (measured before the start; make-compact: distillation and "
+                        "retraining together)")
+    parser.add_argument("--lr", type=float, help="Adam's (peak) learning rate (default: preset)")
     parser.add_argument("--batch-size", type=int, help="global batch (default 64)")
     parser.add_argument("--holdout", type=int, metavar="N",
-                        help="corpus images held out for fidelity and pruning (default: preset)")
+                        help="corpus images held out for fidelity and pruning (default: a "
+                        "tenth of the corpus, at least 200 where that is at most a fifth, at "
+                        "most 5,000)")
     parser.add_argument("--max-images-per-shard", type=int, metavar="N",
                         help="use at most N images of each shard (seeded subset)")
     parser.add_argument("--include-heldout", action="store_true",
@@ -67,6 +75,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         "(excluded by default: the neurons are evaluated on them)")
     parser.add_argument("--augment", action="store_true",
                         help="random flips and shifts (the teacher then runs on every image)")
+    parser.add_argument("--mix", choices=["mixup", "cutmix", "both", "none"],
+                        help="function matching's mixing of two images (default mixup)")
+    parser.add_argument("--color-jitter", type=float, metavar="J",
+                        help="function matching's brightness/contrast/saturation jitter, "
+                        "factors in [1-J, 1+J] (default 0: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes")
     parser.add_argument("--eval-every", type=int, default=1, metavar="SHARDS",
@@ -147,8 +160,11 @@ def _config(args):
 
             raise InvalidInputError("--num-filters takes one number or five (one per layer)")
         overrides["num_filters"] = tuple(args.num_filters * (5 // len(args.num_filters)))
+    if args.augment:
+        overrides["function_matching"] = False
     for option, name in (("passes", "passes"), ("batch_size", "batch_size"),
-                         ("holdout", "holdout_images")):
+                         ("holdout", "holdout_images"), ("lr", "learning_rate"),
+                         ("mix", "mix"), ("color_jitter", "color_jitter")):
         value = getattr(args, option)
         if value is not None:
             overrides[name] = value
@@ -159,6 +175,7 @@ def run_distill(args) -> int:
     """Distill and print where the results are."""
     from ..training.corpus import open_corpus
     from ..training.distill import distill, process_device
+    from ..training.plan import plan_run
     from ..training.teachers import load_teacher
 
     config = _config(args)
@@ -167,6 +184,9 @@ def run_distill(args) -> int:
                            data_dir=args.data_dir)
     corpus = open_corpus(args.images, config.exclude_heldout, args.data_dir,
                          args.max_images_per_shard, config.seed)
+    config, _, _ = plan_run(config, len(corpus), teacher, out, minutes=args.minutes,
+                            resume=args.resume, device=args.device, announce=print,
+                            share=1.0)
     _, stats = distill(teacher, corpus, out, config, resume=args.resume, device=args.device,
                        data_dir=args.data_dir)
     for neuron, row in stats.fidelity.items():
@@ -206,7 +226,8 @@ def run_make_compact(args) -> int:
                           threshold=args.threshold, convention=args.convention,
                           retrain_passes=args.retrain_passes,
                           max_images_per_shard=args.max_images_per_shard,
-                          resume=args.resume, device=args.device, data_dir=args.data_dir)
+                          resume=args.resume, device=args.device, data_dir=args.data_dir,
+                          minutes=args.minutes, announce=print)
     if report is not None:
         print(format_report(report))
         print(f"models in {out}/models; report in {out}/report.csv")

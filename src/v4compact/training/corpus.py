@@ -44,9 +44,13 @@ import numpy as np
 from ..errors import CorruptDataError, DataNotFoundError, InvalidInputError
 from ..images import IMAGE_SIZE
 from ..models.inputs import IMAGE_EXTENSIONS, as_image_batch
+from .augment import Augmentation, FunctionMatching
 
 __all__ = [
+    "HOLDOUT_RULE",
     "Augmentation",
+    "FunctionMatching",
+    "HoldoutRule",
     "ImageCorpus",
     "Shard",
     "batch_plan",
@@ -184,6 +188,40 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if batch.dtype != np.uint8:  # 16-bit or float images: round to the 0-255 scale
         batch = np.clip(np.rint(batch), 0, 255).astype(np.uint8)
     return batch[0]
+
+
+@dataclass(frozen=True)
+class HoldoutRule:
+    """How many corpus images to hold out for fidelity and pruning statistics.
+
+    ``count(n) = min(cap, max(round(fraction * n), min(floor, int(max_share * n))))``: a
+    tenth of the corpus, at least ``floor`` images where that stays within ``max_share`` of
+    the corpus, at most ``cap`` (upstream's 5,000 held-out images of a 12M-image corpus).
+    200 images -> 40; 1,200 -> 200; 12,000 -> 1,200; 12M -> 5,000. So at most a fifth of a
+    small corpus is held out (the rest is trained on), and never more than 5,000 images.
+
+    Attributes:
+        fraction: the share held out of a mid-sized corpus.
+        floor: the smallest hold-out, where ``max_share`` allows it.
+        cap: the largest hold-out.
+        max_share: the largest share of the corpus the floor may take.
+    """
+
+    fraction: float = 0.1
+    floor: int = 200
+    cap: int = 5000
+    max_share: float = 0.2
+
+    def count(self, num_images: int) -> int:
+        """Held-out images for a corpus of ``num_images``."""
+        num_images = int(num_images)
+        wanted = max(round(self.fraction * num_images),
+                     min(self.floor, int(self.max_share * num_images)))
+        return int(min(self.cap, wanted, max(num_images - 1, 0)))
+
+
+#: The rule used when a distillation's ``holdout_images`` is ``None`` (the default).
+HOLDOUT_RULE = HoldoutRule()
 
 
 @dataclass(frozen=True)
@@ -370,60 +408,29 @@ def rank_part(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return np.array_split(batch, world_size)[rank]
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Random horizontal flips and translations (reflected borders), seeded per image.
-
-    Off in the ``upstream`` preset (SYSTEM.md §9: no augmentation). The draw for an image
-    depends only on ``(seed, pass, shard, index)``, so a resumed or distributed run augments
-    exactly as an uninterrupted single process.
-
-    Attributes:
-        flip: flip left-right with probability 1/2.
-        max_shift: shift by up to this many pixels along each axis.
-        seed: base seed.
-    """
-
-    flip: bool = True
-    max_shift: int = 8
-    seed: int = 0
-
-    def __call__(self, image: np.ndarray, pass_index: int, shard_index: int,
-                 index: int) -> np.ndarray:
-        """uint8 ``(H, W, 3)`` -> augmented uint8 ``(H, W, 3)``."""
-        rng = np.random.default_rng([self.seed, 1 + int(pass_index), int(shard_index),
-                                     int(index)])
-        if self.flip and rng.random() < 0.5:
-            image = image[:, ::-1]
-        if self.max_shift > 0:
-            dy, dx = rng.integers(-self.max_shift, self.max_shift + 1, size=2)
-            pad = self.max_shift
-            padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-            height, width = image.shape[:2]
-            image = padded[pad + dy:pad + dy + height, pad + dx:pad + dx + width]
-        return np.ascontiguousarray(image)
-
-
 class _ShardImages:
     """Map-style dataset: ``(shard, index)`` -> (uint8 image, shard, index)."""
 
     def __init__(self, corpus: ImageCorpus, pass_index: int,
-                 augmentation: Augmentation | None) -> None:
+                 augmentation: Augmentation | FunctionMatching | None) -> None:
         self.corpus = corpus
         self.pass_index = pass_index
         self.augmentation = augmentation
 
     def __getitem__(self, key: tuple[int, int]):
         shard_index, index = key
-        image = self.corpus.shards[shard_index].image(index)
-        if self.augmentation is not None:
-            image = self.augmentation(image, self.pass_index, shard_index, index)
+        shard = self.corpus.shards[shard_index]
+        if self.augmentation is None:
+            image = shard.image(index)
+        else:  # the pool of partners (function matching): this shard's images in use
+            image = self.augmentation.augment(shard.image, self.corpus.indices[shard_index],
+                                              self.pass_index, shard_index, index)
         return image, shard_index, index
 
 
 def image_loader(corpus: ImageCorpus, batches: Sequence[tuple[int, np.ndarray]],
                  pass_index: int = 0, num_workers: int = 0,
-                 augmentation: Augmentation | None = None) -> Iterator:
+                 augmentation: Augmentation | FunctionMatching | None = None) -> Iterator:
     """Stream batches of decoded images.
 
     Args:
@@ -432,7 +439,8 @@ def image_loader(corpus: ImageCorpus, batches: Sequence[tuple[int, np.ndarray]],
             :func:`batch_plan`); empty batches are skipped.
         pass_index: the pass (seeds the augmentation).
         num_workers: decoding processes (0: decode in this process).
-        augmentation: applied to every image, or ``None``.
+        augmentation: applied to every image (:mod:`~v4compact.training.augment`), or
+            ``None``.
 
     Yields:
         ``(images, shard, indices)``: uint8 tensor ``(n, 112, 112, 3)``, the shard number

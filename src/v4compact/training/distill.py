@@ -31,6 +31,7 @@ NCCL on CUDA)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -47,12 +48,15 @@ from ..images import IMAGE_SIZE
 from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_num_filters
 from ..models.stack import CompactStack
 from . import runtime as rt
-from .corpus import Augmentation, ImageCorpus, batch_plan, image_loader, rank_part
+from .augment import Augmentation, FunctionMatching
+from .corpus import ImageCorpus, batch_plan, image_loader, rank_part
 from .kernels import CPU_KERNELS, apply_kernels, parse_kernels, tune_kernels
 from .teachers import Teacher, TeacherCache
 
 __all__ = [
+    "LR_SCHEDULES",
     "PRESETS",
+    "TIMING_COLUMNS",
     "DistillConfig",
     "SyncedBatchNorm2d",
     "TrainingStats",
@@ -72,6 +76,9 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 FIGURE = "fidelity.png"
 RUN_FILE = "run.json"
+#: Metrics columns that hold wall-clock seconds (all other columns of a resumed run equal
+#: those of an uninterrupted one).
+TIMING_COLUMNS = ("train_seconds", "wall_seconds")
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,24 @@ class DistillConfig:
         learning_rate, betas, adam_eps: Adam's settings (SYSTEM.md §9).
         smoothing_sigma: Gaussian smoothing after each shard (0: none).
         passes: passes over the corpus (1 upstream, where the corpus has 12M images).
-        holdout_images: corpus images set aside for fidelity and pruning statistics.
-        augment: random flips and shifts (:class:`~v4compact.training.corpus.Augmentation`);
+        holdout_images: corpus images set aside for fidelity and pruning statistics;
+            ``None``: :data:`~v4compact.training.corpus.HOLDOUT_RULE` (a tenth of the
+            corpus, 200 at least where that is at most a fifth of it, 5,000 at most).
+        augment: random flips and shifts (:class:`~v4compact.training.augment.Augmentation`);
             the teacher then runs on every augmented image (no cache).
+        function_matching: the augmentation of function matching
+            (:class:`~v4compact.training.augment.FunctionMatching`: random resized crops,
+            flips, mixup / cutmix between training images, a fresh teacher response for
+            every augmented image); replaces ``augment``.
+        mix: how function matching mixes two images (``mixup``, ``cutmix``, ``both``,
+            ``none``).
+        color_jitter: function matching's brightness / contrast / saturation jitter (0: off).
+        lr_schedule: ``"constant"`` (upstream) or ``"cosine"`` (linear warm-up over
+            ``warmup_fraction`` of the steps, then a cosine decay to 0 at the last step).
+        warmup_fraction: share of the optimizer steps spent warming up (cosine schedule).
+        smooth_every_images: smooth after a shard once at least this many images were
+            trained on since the last smoothing, and after the last shard (0: after every
+            shard, as upstream with its 500,000-image shards).
         seed: seeds the students (student k: ``seed + k``), the shuffles and the hold-out.
         num_workers: image-decoding processes of the data loader.
         eval_every: measure fidelity after every this many shards (and after the last).
@@ -106,8 +128,14 @@ class DistillConfig:
     adam_eps: float = 1e-7
     smoothing_sigma: float = 0.5
     passes: int = 1
-    holdout_images: int = 5000
+    holdout_images: int | None = 5000
     augment: bool = False
+    function_matching: bool = False
+    mix: str = "mixup"
+    color_jitter: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    smooth_every_images: int = 0
     seed: int = 0
     num_workers: int = 2
     eval_every: int = 1
@@ -123,11 +151,48 @@ class DistillConfig:
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got "
                                         f"{getattr(self, name)!r}")
-        if self.learning_rate <= 0 or self.smoothing_sigma < 0 or self.holdout_images < 0 \
-                or self.num_workers < 0:
+        if self.learning_rate <= 0 or self.smoothing_sigma < 0 or self.num_workers < 0 \
+                or (self.holdout_images is not None and self.holdout_images < 0) \
+                or self.smooth_every_images < 0:
             raise InvalidInputError("learning_rate must be > 0 and smoothing_sigma, "
-                                    "holdout_images, num_workers >= 0")
+                                    "holdout_images, num_workers, smooth_every_images >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InvalidInputError(f"unknown lr_schedule {self.lr_schedule!r}; choose one "
+                                    f"of {', '.join(LR_SCHEDULES)}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise InvalidInputError(f"warmup_fraction must be in [0, 1), got "
+                                    f"{self.warmup_fraction}")
+        if self.function_matching and self.augment:
+            raise InvalidInputError("augment and function_matching are two augmentations; "
+                                    "choose one")
+        self.augmentation()  # checks mix and color_jitter
         return self
+
+    def holdout_count(self, num_images: int) -> int:
+        """Corpus images held out of a corpus of ``num_images`` (``holdout_images``, else
+        :data:`~v4compact.training.corpus.HOLDOUT_RULE`)."""
+        from .corpus import HOLDOUT_RULE
+
+        if self.holdout_images is None:
+            return HOLDOUT_RULE.count(num_images)
+        return int(self.holdout_images)
+
+    def augmentation(self) -> Augmentation | FunctionMatching | None:
+        """The data loader's augmentation for these settings (``None``: none)."""
+        if self.function_matching:
+            return FunctionMatching(mix=self.mix, color_jitter=self.color_jitter,
+                                    seed=self.seed)
+        return Augmentation(seed=self.seed) if self.augment else None
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        warmup = int(round(self.warmup_fraction * total_steps))
+        if step < warmup:
+            return self.learning_rate * (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     def to_dict(self) -> dict:
         """JSON-ready settings."""
@@ -154,12 +219,23 @@ class DistillConfig:
         return replace(PRESETS[name], **overrides).check()
 
 
+#: Learning-rate schedules of :meth:`DistillConfig.lr_at`.
+LR_SCHEDULES = ("constant", "cosine")
+
 #: ``upstream``: SYSTEM.md §9 as published (one pass over a 12M-image corpus).
 #: ``small-corpus``: the same recipe for corpora of thousands of images (the release's
-#: session zips): several passes, 1,000 held-out images, smoothing after every shard.
+#: session zips): several passes, the hold-out rule, smoothing after every shard.
+#: ``patient``: function matching (Beyer et al. 2022) for corpora of any size: the teacher
+#: labels every augmented (cropped, flipped, mixed-up) image afresh, many passes, batch 32,
+#: Adam with a 10x larger peak rate, 5% warm-up then cosine decay, smoothing as often per
+#: image as upstream (every 500,000 training images, and after the last shard).
 PRESETS: dict[str, DistillConfig] = {
     "upstream": DistillConfig(),
-    "small-corpus": DistillConfig(preset="small-corpus", passes=8, holdout_images=1000),
+    "small-corpus": DistillConfig(preset="small-corpus", passes=8, holdout_images=None),
+    "patient": DistillConfig(preset="patient", passes=20, holdout_images=None, batch_size=32,
+                             learning_rate=1e-3, function_matching=True, mix="mixup",
+                             lr_schedule="cosine", warmup_fraction=0.05,
+                             smooth_every_images=500_000),
 }
 
 
@@ -345,19 +421,24 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
     cache.prepare(train.shards, runtime.is_main)
     rt.barrier(runtime)
     position, step, rows = (0, 0), 0, None
+    clock = {"wall_seconds": 0.0, "train_seconds": 0.0, "since_smoothing": 0}
     if resume and (folder / CHECKPOINT).is_file():
         saved = rt.load_checkpoint(folder / CHECKPOINT, map_location=device)
         stack.load_state_dict(saved["stack"]["state_dict"])
         optimizer.load_state_dict(saved["optimizer"])
         rt.set_rng_state(saved["rng"])
         position, step, rows = tuple(saved["position"]), saved["step"], saved["metrics_rows"]
+        clock.update(saved.get("clock", {}))
     log = rt.MetricsLog(folder / METRICS, enabled=runtime.is_main, keep_rows=rows)
     held_images, held_targets = holdout_set(holdout, cache) if runtime.is_main \
         else (None, None)
-    augmentation = Augmentation(seed=config.seed) if config.augment else None
+    augmentation = config.augmentation()
     stats = TrainingStats(kernels=kernels)
     shards = list(range(len(train.shards)))
     units = [(p, s) for p in range(config.passes) for s in shards]
+    steps_per_pass = sum(-(-len(train.indices[s]) // config.batch_size) for s in shards)
+    total_steps = steps_per_pass * config.passes
+    started = time.perf_counter() - clock["wall_seconds"]
     todo = units[units.index(position):] if position in units else []
     todo = todo[:stop_after_shards] if stop_after_shards is not None else todo
     bar = rt.progress(total=sum(len(train.indices[s]) for _, s in todo), runtime=runtime,
@@ -368,6 +449,7 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
         parts = [(shard_index, rank_part(b, runtime.rank, runtime.world_size)) for b in plan]
         loader = iter(image_loader(train, parts, pass_index, config.num_workers, augmentation))
         shard_loss = torch.zeros(stack.num_models, dtype=torch.float64)
+        shard_started = time.perf_counter()
         for batch, part in zip(plan, parts, strict=True):
             start = time.perf_counter()
             if len(part[1]):
@@ -384,6 +466,8 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
                     np.zeros((0, len(teacher.neuron_ids)), dtype=np.float32)
             stats.teacher_seconds += time.perf_counter() - start
             start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(step, total_steps)
             loss_sum = _step(stack, optimizer, parameters, images, targets, len(batch),
                              device, config.mixed_precision, runtime)
             shard_loss += loss_sum
@@ -393,9 +477,13 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
             step += 1
             bar.update(len(batch))
         start = time.perf_counter()
-        smooth_stack_(stack, config.smoothing_sigma)
         position = _next(units, (pass_index, shard_index))
         last = position is None
+        clock["since_smoothing"] += len(train.indices[shard_index])
+        if last or clock["since_smoothing"] >= config.smooth_every_images:
+            smooth_stack_(stack, config.smoothing_sigma)
+            clock["since_smoothing"] = 0
+        clock["train_seconds"] += time.perf_counter() - shard_started
         if runtime.distributed:
             dist.all_reduce(shard_loss)
         mean_loss = (shard_loss / len(train.indices[shard_index])).tolist()
@@ -404,16 +492,23 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
             scores = fidelity(stack, held_images, held_targets, data_dir)
             images_seen = sum(len(train.indices[s]) for _, s in
                               units[:units.index((pass_index, shard_index)) + 1])
+            wall = time.perf_counter() - started
             for k, neuron in enumerate(stack.neuron_ids):
                 row = {"pass": pass_index, "shard": shard_index, "step": step,
-                       "images_seen": images_seen, "neuron": neuron,
+                       "images_seen": images_seen,
+                       "student_images": images_seen * stack.num_models,
+                       "train_seconds": round(clock["train_seconds"], 3),
+                       "wall_seconds": round(wall, 3),
+                       "lr": config.lr_at(max(step - 1, 0), total_steps), "neuron": neuron,
                        "train_mse": mean_loss[k], **scores[k]}
                 log.log(**row)
                 stats.fidelity[neuron] = row
             _figure(log.rows, folder / FIGURE, title)
         cache.flush()
+        clock["wall_seconds"] = time.perf_counter() - started
         if runtime.is_main:
             rt.save_checkpoint(folder / CHECKPOINT, {
+                "clock": dict(clock),
                 "stack": stack_state(stack), "optimizer": optimizer.state_dict(),
                 "rng": rt.rng_state(), "position": list(position or (config.passes, 0)),
                 "step": step, "metrics_rows": len(log), "done": last,
@@ -592,7 +687,7 @@ def distill(teacher: Teacher, corpus: ImageCorpus, out: str | os.PathLike,
     try:
         out = Path(out)
         run = _write_run(out, teacher, corpus, config, resume, runtime)
-        train, holdout = corpus.split_holdout(config.holdout_images, config.seed)
+        train, holdout = corpus.split_holdout(config.holdout_count(len(corpus)), config.seed)
         rt.seed_everything(config.seed)
         stack = CompactStack.students(len(teacher.neuron_ids), config.num_filters,
                                       seeds=[config.seed + k for k in

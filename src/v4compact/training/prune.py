@@ -335,14 +335,14 @@ def prune_run(run_dir: str | os.PathLike, teacher=None, *, threshold: float = TH
         teacher = load_teacher(teacher if teacher is not None else run["teacher_spec"],
                                run["neuron_ids"], device=runtime.device, data_dir=data_dir)
         corpus = reopen_corpus(run["corpus"], data_dir)
-        train, holdout = corpus.split_holdout(config.holdout_images, config.seed)
+        train, holdout = corpus.split_holdout(config.holdout_count(len(corpus)), config.seed)
         cache = TeacherCache(run_dir / "teacher_cache", teacher)
         cache.prepare(corpus.shards, runtime.is_main)
         rt.barrier(runtime)
         images, targets = holdout_set(holdout, cache, runtime.is_main)
         if images is None:
             raise InvalidInputError("pruning needs held-out corpus images; distill with "
-                                    "holdout_images > 0")
+                                    "holdout_images > 0 (or the default hold-out rule)")
         distilled = load_stack(saved["stack"], runtime.device)
         scores = {"distilled": fidelity(distilled, images, targets, data_dir)}
         folder = run_dir / "prune"

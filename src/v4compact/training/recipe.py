@@ -22,7 +22,8 @@ def make_compact(teacher, neurons: Sequence | None, images, out: str | os.PathLi
                  config: DistillConfig | None = None, *, threshold: float = THRESHOLD,
                  convention: str = "strict", retrain_passes: int | None = None,
                  max_images_per_shard: int | None = None, resume: bool = False,
-                 device=None, data_dir=None) -> dict:
+                 device=None, data_dir=None, minutes: float | None = None,
+                 announce=None) -> dict:
     """Distill, prune and retrain one compact model per neuron; write them as ``.keras``.
 
     Args:
@@ -41,18 +42,25 @@ def make_compact(teacher, neurons: Sequence | None, images, out: str | os.PathLi
         resume: continue a killed run (distillation and retraining both resume).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
         data_dir: data directory.
+        minutes: time budget of distillation and retraining together: the passes are
+            chosen from a timing of this machine (:func:`~v4compact.training.plan.plan_run`).
+        announce: called with the plan's line before training starts (e.g. ``print``).
 
     Returns:
         The report of :func:`~v4compact.training.prune.prune_run`.
     """
     from .corpus import open_corpus
     from .distill import process_device
+    from .plan import plan_run
     from .teachers import load_teacher
 
     config = (config or PRESETS["upstream"]).check()
     teacher = load_teacher(teacher, neurons, device=process_device(device), data_dir=data_dir)
     corpus = open_corpus(images, config.exclude_heldout, data_dir, max_images_per_shard,
                          config.seed)
+    config, retrain_passes, _ = plan_run(config, len(corpus), teacher, out, minutes=minutes,
+                                         retrain_passes=retrain_passes, resume=resume,
+                                         device=device, announce=announce)
     distill(teacher, corpus, out, config, resume=resume, device=device, data_dir=data_dir)
     return prune_run(out, teacher, threshold=threshold, convention=convention,
                      retrain_passes=retrain_passes, resume=resume, device=device,
