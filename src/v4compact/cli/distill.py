@@ -38,13 +38,15 @@ RUN_DIR/report.json and report.csv (filters, parameters, fidelity per neuron)
 _MAKE_EPILOG = """\
 examples:
   v4compact make-compact --teacher shared/from_ensemble_model/200 \\
-      --neurons 201025/10 201025/40 \\
-      --images ../shared/v4data/data_V4_responses/images/images_210224.zip --out runs/m1
+      --neurons 201025/10 201025/40 --minutes 40 \\
+      --images ../shared/v4data/data_V4_responses/images/images_190925.zip --out runs/m1
   v4compact make-compact --teacher backbone:resnet50 --neurons 201025/10 \\
       --images /data/large_zips --preset upstream --device cuda --out runs/m2
 
-Each made model is RUN_DIR/models/<name>.keras (Keras 3; v4compact.load_compact_model(path)
-loads it); outputs are in z-scored units, like the teacher's.
+The plan (images, steps, estimated time) is printed before the start and kept in
+RUN_DIR/plan.json. Each made model is RUN_DIR/models/<name>.keras (Keras 3;
+v4compact.load_compact_model(path) loads it); outputs are in z-scored units, like the
+teacher's.
 """
 
 
