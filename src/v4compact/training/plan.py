@@ -169,9 +169,9 @@ def plan_run(config, corpus_images: int, teacher, out, *, minutes: float | None 
 
     With ``minutes``, the distillation gets the most passes whose estimated time fits
     ``share`` of the budget (:data:`DISTILL_SHARE`), and the retraining (when
-    ``retrain_passes`` is not given) a quarter of them, at least 1 (pruned students are smaller, so their passes cost
-    less). The plan is written to ``out/plan.json``; on ``resume`` the saved passes are
-    used again, so a resumed run trains exactly as planned.
+    ``retrain_passes`` is not given) a quarter of them, at least 1 (pruned students are
+    smaller, so their passes cost less). The plan is written to ``out/plan.json``; on
+    ``resume`` the saved passes are used again, so a resumed run trains exactly as planned.
 
     Args:
         config: the :class:`~v4compact.training.distill.DistillConfig`.
