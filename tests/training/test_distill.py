@@ -8,14 +8,11 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import torch
 
-import v4compact
 from v4compact.models.arch import READOUT_SIZE
 from v4compact.models.stack import CompactStack
 from v4compact.training import runtime as rt
-from v4compact.training.corpus import open_corpus
 from v4compact.training.distill import (
     TIMING_COLUMNS,
     DistillConfig,
@@ -23,26 +20,12 @@ from v4compact.training.distill import (
     load_stack,
     smooth_stack_,
 )
-from v4compact.training.teachers import teacher_from_model
 
 TINY = DistillConfig(preset="test", num_filters=(3, 4, 3, 3, 3), batch_size=8, passes=1,
                      holdout_images=8, num_workers=0, eval_every=2)
 #: A Gaussian of s.d. 0.5 sampled at -2..2 and normalised: SYSTEM.md §9's taps
 #: ~0.0003/0.1065/0.7866/0.1065/0.0003.
 TAPS = np.exp(-np.arange(-2, 3) ** 2 / (2 * 0.5**2)) / np.exp(-np.arange(-2, 3) ** 2 / 0.5).sum()
-
-
-@pytest.fixture(scope="module")
-def corpus(data_dir):
-    folder = data_dir / "data_V4_responses/images"
-    return open_corpus([folder / "images_210305.zip", folder / "images_210224.zip"],
-                       max_images_per_shard=24)
-
-
-@pytest.fixture(scope="module")
-def teacher(data_dir):
-    population = v4compact.load_compact_population(["201025/10", "201025/40"])
-    return teacher_from_model(population, ["201025/10", "201025/40"])
 
 
 def test_smoothing_follows_upstream_taps_and_leaves_layer0_alone():

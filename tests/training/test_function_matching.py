@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import v4compact
 from v4compact.errors import InvalidInputError
 from v4compact.training import distill as distill_module
 from v4compact.training import runtime as rt
@@ -22,26 +21,13 @@ from v4compact.training.distill import (
     distill,
 )
 from v4compact.training.plan import MIN_STEPS, plan_distillation
-from v4compact.training.teachers import Teacher, teacher_from_model
+from v4compact.training.teachers import Teacher
 
 TINY_PATIENT = DistillConfig(preset="test", num_filters=(3, 4, 3, 3, 3), batch_size=8,
                              passes=2, holdout_images=8, num_workers=0, eval_every=2,
                              learning_rate=1e-3, function_matching=True, mix="both",
                              lr_schedule="cosine", warmup_fraction=0.25,
                              smooth_every_images=30)
-
-
-@pytest.fixture(scope="module")
-def corpus(data_dir):
-    folder = data_dir / "data_V4_responses/images"
-    return open_corpus([folder / "images_210305.zip", folder / "images_210224.zip"],
-                       max_images_per_shard=20)
-
-
-@pytest.fixture(scope="module")
-def teacher(data_dir):
-    population = v4compact.load_compact_population(["201025/10", "201025/40"])
-    return teacher_from_model(population, ["201025/10", "201025/40"])
 
 
 @pytest.mark.parametrize(("num_images", "held"), [(200, 40), (1_200, 200), (12_000, 1_200),
@@ -169,6 +155,9 @@ def test_a_killed_patient_run_resumes_to_the_same_weights(tmp_path, corpus, teac
     whole, _ = distill(teacher, corpus, tmp_path / "whole", TINY_PATIENT, device="cpu")
     rows = rt.read_metrics(tmp_path / "whole/distill/metrics.csv")
     assert [r["lr"] for r in rows][-1] < TINY_PATIENT.learning_rate  # decayed
+    # the plan counts the steps the run takes (each shard cut into its own batches)
+    saved = rt.load_checkpoint(tmp_path / "whole/distill/checkpoint.pt")
+    assert plan_distillation(TINY_PATIENT, corpus, 2, probe=False).steps == saved["step"]
     distill(teacher, corpus, tmp_path / "killed", TINY_PATIENT, device="cpu",
             stop_after_shards=3)
     resumed, _ = distill(teacher, corpus, tmp_path / "killed", TINY_PATIENT, device="cpu",

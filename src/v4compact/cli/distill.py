@@ -186,7 +186,7 @@ def run_distill(args) -> int:
                            data_dir=args.data_dir)
     corpus = open_corpus(args.images, config.exclude_heldout, args.data_dir,
                          args.max_images_per_shard, config.seed)
-    config, _, _ = plan_run(config, len(corpus), teacher, out, minutes=args.minutes,
+    config, _, _ = plan_run(config, corpus, teacher, out, minutes=args.minutes,
                             resume=args.resume, device=args.device, announce=print,
                             share=1.0)
     _, stats = distill(teacher, corpus, out, config, resume=args.resume, device=args.device,

@@ -59,6 +59,7 @@ __all__ = [
     "open_corpus",
     "rank_part",
     "reopen_corpus",
+    "steps_per_pass",
 ]
 
 #: A session zip of the release: ``images_<six-digit session id>.zip``.
@@ -400,6 +401,12 @@ def batch_plan(corpus: ImageCorpus, shard_index: int, pass_index: int, batch_siz
     order = _shard_seed(seed, pass_index, shard_index).permutation(indices) if shuffle \
         else indices
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def steps_per_pass(corpus: ImageCorpus, batch_size: int) -> int:
+    """Optimizer steps of one pass over ``corpus``: every shard is cut into batches of its
+    own (:func:`batch_plan`), so a shard's last batch may be smaller."""
+    return int(sum(-(-len(indices) // batch_size) for indices in corpus.indices))
 
 
 def rank_part(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:

@@ -49,7 +49,7 @@ from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_n
 from ..models.stack import CompactStack
 from . import runtime as rt
 from .augment import Augmentation, FunctionMatching
-from .corpus import ImageCorpus, batch_plan, image_loader, rank_part
+from .corpus import ImageCorpus, batch_plan, image_loader, rank_part, steps_per_pass
 from .kernels import CPU_KERNELS, apply_kernels, parse_kernels, tune_kernels
 from .teachers import Teacher, TeacherCache
 
@@ -436,8 +436,7 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
     stats = TrainingStats(kernels=kernels)
     shards = list(range(len(train.shards)))
     units = [(p, s) for p in range(config.passes) for s in shards]
-    steps_per_pass = sum(-(-len(train.indices[s]) // config.batch_size) for s in shards)
-    total_steps = steps_per_pass * config.passes
+    total_steps = steps_per_pass(train, config.batch_size) * config.passes
     started = time.perf_counter() - clock["wall_seconds"]
     todo = units[units.index(position):] if position in units else []
     todo = todo[:stop_after_shards] if stop_after_shards is not None else todo

@@ -44,6 +44,7 @@ class DistillPlan:
         train_images: of them, trained on.
         passes: passes over the training images.
         batch_size: global batch.
+        steps_per_pass: optimizer steps of one pass (each shard is cut into its own batches).
         steps: optimizer steps (each student takes every step).
         student_images: images trained on times students.
         teacher_images: images the teacher labels (every augmented image; else each
@@ -60,14 +61,39 @@ class DistillPlan:
     train_images: int
     passes: int
     batch_size: int
-    steps: int
-    student_images: int
-    teacher_images: int
+    steps_per_pass: int
     augmented: bool
+    steps: int = 0
+    student_images: int = 0
+    teacher_images: int = 0
     student_seconds_per_image: float | None = None
     teacher_seconds_per_image: float | None = None
     estimated_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._count()
+
+    def _count(self) -> None:
+        """Set the counts that follow from the passes, the estimate and the warnings."""
+        self.steps = self.steps_per_pass * self.passes
+        self.student_images = self.train_images * self.passes * self.students
+        self.teacher_images = self.train_images * (self.passes if self.augmented else 1)
+        self.estimated_seconds = self.seconds_for(self.passes)
+        self.warnings = []
+        if self.steps < MIN_STEPS:
+            advice = ("give more --passes or --minutes" if self.augmented else
+                      "use --preset patient (function matching: a fresh teacher label for "
+                      "every augmented image) with more --passes or --minutes")
+            self.warnings.append(
+                f"{self.train_images:,} training images, {self.steps:,} optimizer steps: "
+                f"students trained for fewer than {MIN_STEPS:,} steps stay close to constant "
+                f"(25 steps gave held-out raw R^2 0.01-0.11 where the teacher has "
+                f"0.52-0.56); {advice}")
+
+    def with_passes(self, passes: int) -> DistillPlan:
+        """The same plan (timings included) with ``passes`` passes."""
+        return replace(self, passes=int(passes))
 
     def as_dict(self) -> dict:
         """JSON-ready values."""
@@ -116,13 +142,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def plan_distillation(config, corpus_images: int, students: int, *, teacher=None,
+def plan_distillation(config, corpus, students: int, *, teacher=None,
                       device=None, probe: bool = True) -> DistillPlan:
-    """The plan of a distillation with ``config`` on a corpus of ``corpus_images``.
+    """The plan of a distillation with ``config`` on ``corpus``.
 
     Args:
         config: the :class:`~v4compact.training.distill.DistillConfig`.
-        corpus_images: images in the corpus.
+        corpus: the :class:`~v4compact.training.corpus.ImageCorpus` (its hold-out is drawn
+            as the distillation draws it, so the steps are exact), or a number of images
+            (taken as one shard).
         students: students (neurons).
         teacher: the :class:`~v4compact.training.teachers.Teacher`, timed on one batch
             (``None``: not timed).
@@ -132,29 +160,23 @@ def plan_distillation(config, corpus_images: int, students: int, *, teacher=None
     Returns:
         The :class:`DistillPlan` (:meth:`DistillPlan.warn` issues its warnings).
     """
+    from .corpus import steps_per_pass
+
+    corpus_images = corpus if isinstance(corpus, int) else len(corpus)
     holdout = config.holdout_count(corpus_images)
     train = corpus_images - holdout
-    steps = math.ceil(train / config.batch_size) * config.passes if train else 0
-    augmented = bool(config.augment or config.function_matching)
-    plan = DistillPlan(students=students, corpus_images=corpus_images, holdout_images=holdout,
+    if isinstance(corpus, int):
+        per_pass = math.ceil(train / config.batch_size)
+    else:
+        per_pass = steps_per_pass(corpus.split_holdout(holdout, config.seed)[0],
+                                  config.batch_size)
+    timings = _probe(config, students, teacher, device) if probe and train else (None, None)
+    return DistillPlan(students=students, corpus_images=corpus_images, holdout_images=holdout,
                        train_images=train, passes=config.passes,
-                       batch_size=config.batch_size, steps=steps,
-                       student_images=train * config.passes * students,
-                       teacher_images=train * (config.passes if augmented else 1),
-                       augmented=augmented)
-    if probe and train:
-        plan.student_seconds_per_image, plan.teacher_seconds_per_image = _probe(
-            config, students, teacher, device)
-        plan.estimated_seconds = plan.seconds_for(config.passes)
-    if steps < MIN_STEPS:
-        advice = ("use --preset patient (function matching: a fresh teacher label for every "
-                  "augmented image) with more --passes or --minutes"
-                  if not config.function_matching else "give more --passes or --minutes")
-        plan.warnings.append(
-            f"{train:,} training images, {steps:,} optimizer steps: students trained for "
-            f"fewer than {MIN_STEPS:,} steps stay close to constant (25 steps gave held-out "
-            f"raw R^2 0.01-0.11 where the teacher has 0.52-0.56); {advice}")
-    return plan
+                       batch_size=config.batch_size, steps_per_pass=per_pass,
+                       augmented=bool(config.augment or config.function_matching),
+                       student_seconds_per_image=timings[0],
+                       teacher_seconds_per_image=timings[1])
 
 
 #: Under a time budget, the distillation's share of it (the retraining gets the rest).
@@ -162,7 +184,7 @@ DISTILL_SHARE = 0.8
 PLAN_FILE = "plan.json"
 
 
-def plan_run(config, corpus_images: int, teacher, out, *, minutes: float | None = None,
+def plan_run(config, corpus, teacher, out, *, minutes: float | None = None,
              retrain_passes: int | None = None, resume: bool = False, device=None,
              announce=None, share: float = DISTILL_SHARE):
     """Plan a run folder's distillation (and retraining), optionally within a time budget.
@@ -175,7 +197,7 @@ def plan_run(config, corpus_images: int, teacher, out, *, minutes: float | None 
 
     Args:
         config: the :class:`~v4compact.training.distill.DistillConfig`.
-        corpus_images: images in the corpus.
+        corpus: the :class:`~v4compact.training.corpus.ImageCorpus`.
         teacher: the :class:`~v4compact.training.teachers.Teacher` (timed).
         out: the run folder.
         minutes: time budget of distillation + retraining (``None``: ``config.passes``).
@@ -208,22 +230,16 @@ def plan_run(config, corpus_images: int, teacher, out, *, minutes: float | None 
         saved = json.loads(path.read_text())
         config = replace(config, passes=int(saved["passes"])).check()
         retrain_passes = saved.get("retrain_passes", retrain_passes)
-        plan = plan_distillation(config, corpus_images, len(teacher.neuron_ids),
-                                 probe=False)
+        plan = plan_distillation(config, corpus, len(teacher.neuron_ids), probe=False)
     else:
-        plan = plan_distillation(config, corpus_images, len(teacher.neuron_ids),
+        plan = plan_distillation(config, corpus, len(teacher.neuron_ids),
                                  teacher=teacher, device=device, probe=not several)
         if minutes is not None:
             passes = plan.passes_for(60 * minutes * share)
             if retrain_passes is None:
                 retrain_passes = max(1, passes // 4)
-            timed = plan
             config = replace(config, passes=passes).check()
-            plan = plan_distillation(config, corpus_images, len(teacher.neuron_ids),
-                                     probe=False)
-            plan.student_seconds_per_image = timed.student_seconds_per_image
-            plan.teacher_seconds_per_image = timed.teacher_seconds_per_image
-            plan.estimated_seconds = plan.seconds_for(passes)
+            plan = plan.with_passes(passes)
         if not several or int(os.environ.get("RANK", "0")) == 0:
             Path(out).mkdir(parents=True, exist_ok=True)
             with atomic_write(path, "w") as handle:

@@ -58,7 +58,7 @@ def make_compact(teacher, neurons: Sequence | None, images, out: str | os.PathLi
     teacher = load_teacher(teacher, neurons, device=process_device(device), data_dir=data_dir)
     corpus = open_corpus(images, config.exclude_heldout, data_dir, max_images_per_shard,
                          config.seed)
-    config, retrain_passes, _ = plan_run(config, len(corpus), teacher, out, minutes=minutes,
+    config, retrain_passes, _ = plan_run(config, corpus, teacher, out, minutes=minutes,
                                          retrain_passes=retrain_passes, resume=resume,
                                          device=device, announce=announce)
     distill(teacher, corpus, out, config, resume=resume, device=device, data_dir=data_dir)
