@@ -72,3 +72,13 @@ def test_an_unknown_kernel_choice_is_one_line(tmp_path, data_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert "kernels 'fast': use 'auto' or POINTWISE/FORMAT" in err and "\n" not in err
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_a_bad_time_budget_is_one_line(tmp_path, data_dir, capsys):
+    zip_path = data_dir / "data_V4_responses/images/images_210305.zip"
+    assert main(["make-compact", "--teacher", "compact/201025/10", "--neurons", "201025/10",
+                 "--images", str(zip_path), "--out", str(tmp_path / "run"),
+                 "--minutes", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--minutes must be a positive number, got 0.0" in err and "\n" not in err
+    assert not (tmp_path / "run" / "plan.json").exists()
