@@ -64,10 +64,10 @@ NOT_RUN_HERE = {
     "compact half runs here ('evaluate compact --sessions ...'), "
     f"{_SHARED_TEST}::test_report_and_figure_cli_reuse_results builds the report",
     "v4compact make-compact --teacher shared/from_ensemble_model/200 --neurons 201025/10 "
-    "201025/40 --images ../shared/v4data/data_V4_responses/images/images_210224.zip "
-    "--out runs/m1": "distills, prunes and retrains two 100-filter students on 800 images "
-    "(far over a minute on 2 cores); tests/training/test_cli_distill.py runs make-compact end "
-    "to end on a tiny configuration",
+    "201025/40 --images ../shared/v4data/data_V4_responses/images/images_190925.zip "
+    "--out runs/m1 --minutes 40": "distills, prunes and retrains two 100-filter students for "
+    "40 minutes; tests/training/test_cli_distill.py runs make-compact end to end on a tiny "
+    "configuration",
     "v4compact predict 201025/* session:201025:heldout --units spikes": "the measurement "
     "behind the units claim: 89 models on the 1,200 photos of 201025 (fit half for the "
     "calibration, held-out half to predict; 3 minutes on 2 cores); tests/models/"
