@@ -23,7 +23,7 @@ endif
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q -e ".[test,export,web]"
+	$(PY) -m pip install -q -e ".[test,export,web,nwb]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -25,6 +25,8 @@ FORBIDDEN = {
     "experiments": {"cli", "web", "report", "training"},
     "features": {"cli", "web", "report", "training"},
     "training": {"cli", "web", "report"},
+    "ingest": {"evaluation", "synthesis", "experiments", "training", "features", "figures",
+               "report", "cli", "web"},
     "figures": {"cli", "web"},
 }
 #: Packages that must not import torch at all (plain numpy / scipy code).

@@ -30,6 +30,9 @@ _LAZY = {
     "SessionInfo": "v4compact.data.catalog",
     "load_session": "v4compact.data.session",
     "Session": "v4compact.data.session",
+    "list_datasets": "v4compact.data.datasets",
+    "import_session": "v4compact.ingest",
+    "export_session": "v4compact.ingest",
     "data_dir": "v4compact.config",
     "fetch": "v4compact.data.fetch",
     "data_status": "v4compact.data.fetch",
@@ -72,3 +75,5 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .config import data_dir  # noqa: F401
     from .data.catalog import SessionInfo, list_sessions, session_info  # noqa: F401
+    from .data.datasets import list_datasets  # noqa: F401
+    from .ingest import export_session, import_session  # noqa: F401

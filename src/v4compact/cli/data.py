@@ -1,9 +1,11 @@
-"""``v4compact data ...``: list sessions, fetch release files, show what is present."""
+"""``v4compact data ...``: list sessions of every dataset, fetch release files, show what is
+present, import a lab's recordings (NWB or plain files) and export any session as NWB."""
 
 from __future__ import annotations
 
 import sys
 
+from .ingest import register as _register_import
 from .options import add_session_id, command, group
 
 _FETCH_HELP = """\
@@ -31,11 +33,16 @@ def register(subparsers, parents) -> None:
         description="The V4 recording data and released models: catalogue, download, status.",
         dest="data_command", metavar="SUBCOMMAND")
 
-    sessions = command(sub, "sessions", parents, _sessions, help="table of the 50 sessions",
-                       description="Print the session catalogue as a table.")
-    sessions.add_argument("--split", choices=["train", "validation", "test"],
+    sessions = command(sub, "sessions", parents, _sessions,
+                       help="table of the sessions of every dataset",
+                       description="Print the session catalogue as a table: the release's 50 "
+                       "sessions, then every imported session (dataset:session).")
+    sessions.add_argument("--split", choices=["train", "validation", "test", "imported"],
                           help="only sessions of this split")
-    sessions.add_argument("--animal", help="only sessions of this monkey (WE, PE, RA)")
+    sessions.add_argument("--animal", help="only sessions of this animal (WE, PE, RA, ...)")
+    sessions.add_argument("--dataset", help="only sessions of this dataset (cowley2023 or a "
+                          "lab's name)")
+    _register_import(sub, parents)
 
     info = command(
         sub, "info", parents, _info, help="one session: metadata, files present, SNR",
@@ -77,14 +84,16 @@ def register(subparsers, parents) -> None:
 def _sessions(args) -> int:
     from ..data.catalog import list_sessions
 
-    rows = list_sessions(split=args.split, animal=args.animal)
-    header = ("session", "animal", "split", "neurons", "images", "repeats", "image types")
+    rows = list_sessions(split=args.split, animal=args.animal, dataset=args.dataset,
+                         data_dir=args.data_dir)
+    header = ("session", "dataset", "animal", "split", "neurons", "images", "repeats",
+              "image types")
     table = [header] + [
-        (str(r.session_id), r.animal, r.split, str(r.num_neurons), str(r.num_images),
-         str(r.median_repeats), r.image_types)
+        (str(r.session_id), r.dataset, r.animal, r.split, str(r.num_neurons),
+         str(r.num_images), str(r.median_repeats), r.image_types)
         for r in rows
     ]
-    _print_table(table, right=(3, 4, 5))
+    _print_table(table, right=(4, 5, 6))
     return 0
 
 
@@ -95,17 +104,24 @@ def _info(args) -> int:
 
     session = load_session(args.session_id, data_dir=args.data_dir)
     info = session.info
-    print(f"session {session.session_id}: animal {info.animal}, split {info.split}, "
-          f"{info.num_neurons} neurons, {info.num_images} images, "
-          f"median {info.median_repeats} repeats")
+    print(f"session {session.session_id}: dataset {session.dataset}, animal "
+          f"{info.animal or 'not given'}, split {info.split}, {info.num_neurons} neurons, "
+          f"{info.num_images} images, median {info.median_repeats} repeats")
+    areas = sorted({n.area or "not given" for n in session.neurons})
+    window = (f"{session.window_ms[0]:g}-{session.window_ms[1]:g} ms after onset"
+              if session.window_ms else "not stated")
+    print(f"areas: {', '.join(areas)}; units: {session.units}; window: {window}")
     print(f"image types: {info.image_types}")
     print(f"data directory: {session.data_dir}")
     print(f"images: {'present' if session.has_images else 'missing'}; raw responses: "
           f"{'present' if session.has_raw_responses else 'missing'}")
     fit, heldout = session.heldout_split()
-    print(f"held-out split: fit images 0-{fit[-1]}, held out {heldout[0]}-{heldout[-1]}")
+    if np.array_equal(heldout, np.arange(len(fit), info.num_images)):
+        print(f"held-out split: fit images 0-{fit[-1]}, held out {heldout[0]}-{heldout[-1]}")
+    else:
+        print(f"held-out split: {len(fit)} fit images, {len(heldout)} held out (explicit)")
     mean = session.responses.mean(axis=1)
-    print(f"mean response per neuron (spikes / 100 ms): median {np.median(mean):.3f}, "
+    print(f"mean response per neuron ({session.units}): median {np.median(mean):.3f}, "
           f"range {mean.min():.3f}-{mean.max():.3f}")
     if args.images:
         images = np.asarray(session.images)

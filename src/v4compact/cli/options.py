@@ -39,7 +39,7 @@ def group(subparsers, name: str, *, help: str, description: str, dest: str, meta
 
 def add_session_id(parser: argparse.ArgumentParser) -> None:
     """The positional ``SID`` of a command about one recording session."""
-    parser.add_argument("session_id", metavar="SID", help="session id, e.g. 190923")
+    parser.add_argument("session_id", metavar="SID", help="session id, e.g. 190923 or mylab:s01")
 
 
 def add_sessions(parser: argparse.ArgumentParser, default: str, type=None) -> None:

@@ -1,5 +1,9 @@
 """One recording session: its images, responses, metadata, held-out split and signal quality.
 
+A session of any dataset is a :class:`Session`: the release's (``load_session(190923)``) and
+an imported one (``load_session("mylab:s01")``, a :class:`ImportedSession` read from the
+layout of :mod:`v4compact.data.layout`) answer the same attributes and methods.
+
 ``load_session(190923)`` reads the repeat-averaged responses at once (small) and everything
 else lazily: the images are decoded from the zip on first use, the raw responses are loaded on
 first access. A file that is not in the data directory raises
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -22,14 +27,59 @@ from . import paths
 from .catalog import SessionInfo, session_info
 from .zipimages import ZipImages
 
+#: Units of the release's responses (and the default of an import).
+RELEASE_UNITS = "spike counts per 100 ms"
 
-class Session:
-    """A recording session of the release. Create it with :func:`load_session`.
+
+@dataclass(frozen=True)
+class NeuronInfo:
+    """Per-neuron metadata (one per row of ``responses``).
 
     Attributes:
-        session_id: six-digit id, e.g. 190923.
-        animal: "WE", "PE" or "RA".
-        split: "train", "validation" or "test".
+        index: 0-based row.
+        name: the recording's own name of the unit (the release: ``"190923/0"``).
+        area: brain area, e.g. ``"V4"``, ``"V1"``, ``"IT"`` ("" when not given).
+        animal: the animal ("" when not given).
+        channel: electrode / channel, when given (``None`` otherwise).
+    """
+
+    index: int
+    name: str
+    area: str
+    animal: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Per-image metadata (one per column of ``responses``).
+
+    Attributes:
+        index: 0-based column.
+        name: file or stimulus name (the release: ``image0001.jpg``).
+        type: image type when known ("normal", "gaudy", ...; "" otherwise).
+        source: where the image came from (file, zip, NWB container).
+        heldout: True when the image is in the held-out half of :meth:`Session.heldout_split`.
+    """
+
+    index: int
+    name: str
+    type: str
+    source: str
+    heldout: bool
+
+
+class Session:
+    """A recording session. Create it with :func:`load_session`.
+
+    Attributes:
+        session_id: six-digit id (int), e.g. 190923; ``"dataset:session"`` for an imported one.
+        dataset: ``"cowley2023"`` (the release) or the imported dataset's name.
+        animal: "WE", "PE" or "RA" (an imported session's own animal, or "").
+        split: "train", "validation" or "test"; "imported" for an imported session.
+        units: units of :attr:`responses` (``"spike counts per 100 ms"`` for the release).
+        window_ms: ``(start, stop)`` of the counting window after image onset in ms, or
+            ``None`` where not stated (the release gives 100 ms bins, not their offset).
         num_neurons: recorded neurons.
         num_images: images shown.
         info: the full catalogue record (:class:`~v4compact.data.catalog.SessionInfo`).
@@ -53,6 +103,25 @@ class Session:
         self.num_images = info.num_images
         self.data_dir = config.data_dir(data_dir)
         self.responses = responses
+        self.dataset = info.dataset
+        self.units = RELEASE_UNITS
+        self.window_ms: tuple[float, float] | None = None
+
+    @property
+    def neurons(self) -> list[NeuronInfo]:
+        """Per-neuron metadata, one :class:`NeuronInfo` per row of :attr:`responses`."""
+        return [NeuronInfo(k, f"{self.session_id}/{k}", "V4", self.animal)
+                for k in range(self.num_neurons)]
+
+    @property
+    def image_metadata(self) -> list[ImageInfo]:
+        """Per-image metadata, one :class:`ImageInfo` per column of :attr:`responses`."""
+        _, held = self.heldout_split()
+        heldout = np.zeros(self.num_images, bool)
+        heldout[held] = True
+        source = paths.images_zip(self.session_id)
+        return [ImageInfo(i, f"image{i + 1:04d}.jpg", "", source, bool(heldout[i]))
+                for i in range(self.num_images)]
 
     def __repr__(self) -> str:
         return (
@@ -62,7 +131,8 @@ class Session:
 
     @property
     def neuron_ids(self) -> list[str]:
-        """``["190923/0", "190923/1", ...]``, one per row of :attr:`responses`."""
+        """``["190923/0", "190923/1", ...]`` (``["mylab:s01/0", ...]`` for an imported
+        session), one per row of :attr:`responses`."""
         return [f"{self.session_id}/{k}" for k in range(self.num_neurons)]
 
     # -- images ------------------------------------------------------------------------------
@@ -187,11 +257,13 @@ def _load_npy(path: Path) -> np.ndarray:
     return array
 
 
-def load_session(session_id: int | str, data_dir: str | os.PathLike | None = None) -> Session:
-    """Open one recording session.
+def load_session(session_id, data_dir: str | os.PathLike | None = None) -> Session:
+    """Open one recording session of any dataset.
 
     Args:
-        session_id: one of the 50 session ids (int or str), e.g. 190923.
+        session_id: a release id (int or str, e.g. 190923), an imported session's id
+            (``"mylab:s01"``, see :mod:`v4compact.data.datasets`), or the folder of an
+            imported session (a :class:`pathlib.Path`).
         data_dir: data directory; ``None`` resolves it through :func:`v4compact.config.data_dir`.
 
     Returns:
@@ -203,6 +275,15 @@ def load_session(session_id: int | str, data_dir: str | os.PathLike | None = Non
         DataNotFoundError: the averaged responses are not in the data directory.
         CorruptDataError: the responses do not have the catalogue's shape.
     """
+    from .datasets import find_session, is_user_session_id, parse_session_id
+
+    if isinstance(session_id, os.PathLike):
+        return ImportedSession(Path(session_id), data_dir)
+    if is_user_session_id(session_id):
+        sid = parse_session_id(session_id)
+        if isinstance(sid, str):
+            return ImportedSession(find_session(sid, data_dir), data_dir)
+        session_id = sid
     info = session_info(session_id)
     rel = paths.responses_averaged(info.session_id)
     path = paths.require(rel, data_dir, f"responses:{info.session_id}")
@@ -215,3 +296,112 @@ def load_session(session_id: int | str, data_dir: str | os.PathLike | None = Non
     responses = responses.astype(np.float64, copy=False)
     responses.flags.writeable = False
     return Session(info, data_dir, responses)
+
+
+class ImportedSession(Session):
+    """A session imported by :func:`v4compact.import_session`, read from its folder
+    (:mod:`v4compact.data.layout`). Same interface as a release :class:`Session`; the
+    held-out split is the import's (explicit, or the first-half convention).
+
+    Attributes:
+        folder: the session folder.
+        manifest: its manifest (dict): source, import settings, checksums.
+    """
+
+    def __init__(self, folder: Path, data_dir=None):
+        from .catalog import SessionInfo
+        from .layout import read_manifest, read_table
+
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        m = self.manifest
+        info = SessionInfo(session_id=m["id"], animal=m.get("animal") or "", split="imported",
+                           num_neurons=int(m["num_neurons"]), num_images=int(m["num_images"]),
+                           median_repeats=int(m.get("median_repeats") or 1),
+                           image_types=m.get("image_types", ""), dataset=m["dataset"])
+        responses = _load_npy(self.folder / "responses.npy")
+        if responses.shape != (info.num_neurons, info.num_images):
+            raise CorruptDataError(
+                f"{self.folder / 'responses.npy'} has shape {responses.shape}, expected "
+                f"({info.num_neurons}, {info.num_images}); import the session again"
+            )
+        responses = responses.astype(np.float64, copy=False)
+        responses.flags.writeable = False
+        super().__init__(info, data_dir, responses)
+        self.units = m.get("units", RELEASE_UNITS)
+        window = m.get("window_ms")
+        self.window_ms = tuple(window) if window else None
+        self._neuron_rows = read_table(self.folder / "neurons.csv")
+        self._image_rows = read_table(self.folder / "images.csv")
+        self._heldout = np.array([row["heldout"] == "1" for row in self._image_rows])
+        if len(self._neuron_rows) != info.num_neurons or len(self._heldout) != info.num_images:
+            raise CorruptDataError(
+                f"{self.folder}: neurons.csv / images.csv do not match the responses' shape "
+                f"({info.num_neurons}, {info.num_images}); import the session again"
+            )
+
+    def __repr__(self) -> str:
+        return (f"ImportedSession({self.session_id!r}, num_neurons={self.num_neurons}, "
+                f"num_images={self.num_images}, folder={str(self.folder)!r})")
+
+    @property
+    def neurons(self) -> list[NeuronInfo]:
+        return [NeuronInfo(int(r["index"]), r["name"], r["area"], r["animal"],
+                           r["channel"] or None) for r in self._neuron_rows]
+
+    @property
+    def image_metadata(self) -> list[ImageInfo]:
+        return [ImageInfo(int(r["index"]), r["name"], r["type"], r["source"], r["heldout"] == "1")
+                for r in self._image_rows]
+
+    @property
+    def has_images(self) -> bool:
+        return (self.folder / "images.npy").is_file()
+
+    @cached_property
+    def _images(self) -> np.ndarray:
+        path = self.folder / "images.npy"
+        if not path.is_file():
+            from ..errors import DataNotFoundError
+
+            raise DataNotFoundError(
+                f"session {self.session_id} has no images ({path} not found); import it again "
+                "with its images (--images DIR)"
+            )
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+        if images.shape != (self.num_images, image_ops.IMAGE_SIZE, image_ops.IMAGE_SIZE, 3):
+            raise CorruptDataError(f"{path} has shape {images.shape}; import the session again")
+        return images
+
+    @property
+    def images(self) -> np.ndarray:
+        """Read-only ``uint8 (num_images, 112, 112, 3)`` (memory-mapped)."""
+        return self._images
+
+    def iter_images(self, chunk_size: int = 256) -> Iterator[np.ndarray]:
+        for start in range(0, self.num_images, chunk_size):
+            yield np.asarray(self.images[start:start + chunk_size])
+
+    @property
+    def has_raw_responses(self) -> bool:
+        return (self.folder / "raw_responses.npy").is_file()
+
+    @cached_property
+    def raw_responses(self) -> np.ndarray:
+        path = self.folder / "raw_responses.npy"
+        if not path.is_file():
+            from ..errors import DataNotFoundError
+
+            raise DataNotFoundError(
+                f"session {self.session_id} has no single-repeat responses ({path} not found); "
+                "import it from repeats (NWB spike times, or a (neurons, images, repeats) file)"
+            )
+        raw = _load_npy(path)
+        if raw.ndim != 3 or raw.shape[:2] != (self.num_neurons, self.num_images):
+            raise CorruptDataError(f"{path} has shape {raw.shape}; import the session again")
+        raw.flags.writeable = False
+        return raw
+
+    def heldout_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The import's split: ``(fit_indices, heldout_indices)``, int64 image indices."""
+        return np.flatnonzero(~self._heldout), np.flatnonzero(self._heldout)

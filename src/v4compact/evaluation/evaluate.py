@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.catalog import MODEL_SESSIONS
+from ..data.catalog import MODEL_SESSIONS, session_sort_key
 from ..errors import DataNotFoundError, InvalidInputError
 from ..metrics import bootstrap_ci, r2_er, raw_r2, split_half_r2
 from ..models.zoo import (
@@ -61,12 +61,13 @@ def compact_model_ids(sessions=None) -> list[str]:
             for nid in session_neuron_ids(sid)]
 
 
-def _session_list(sessions) -> list[int]:
-    from ..data.catalog import session_info
+def _session_list(sessions) -> list[int | str]:
+    """Canonical ids of release (``190923``) and imported (``"mylab:s01"``) sessions."""
+    from ..data.datasets import parse_session_id
 
     if isinstance(sessions, (int, np.integer, str)):
         sessions = [sessions]
-    return [session_info(s).session_id for s in sessions]
+    return [parse_session_id(s) for s in sessions]
 
 
 @dataclass
@@ -276,8 +277,11 @@ def evaluate(
             ONNX file takes re-centred float32 ``(N, 3, 112, 112)`` images (pixels 0-255
             minus :data:`v4compact.images.IMAGE_MEAN`) and returns ``(N, K)`` (or any
             ``(N, ...)``, flattened).
-        sessions: session ids to score (default: the sessions of the model's neurons; for a
-            user model without ``neuron_ids``, the five test sessions).
+        sessions: session ids to score, release (``201025``) or imported (``"mylab:s01"``)
+            (default: the sessions of the model's neurons; for a user model without
+            ``neuron_ids``, the five test sessions). To score a model's columns on an
+            imported copy of their neurons, pass the module with ``neuron_ids`` naming the
+            imported neurons (``["mylab:s01/10"]``).
         split: ``"heldout"`` (second half of the images, the default and the only one
             allowed with a ridge mapping), ``"fit"`` (first half) or ``"all"``.
         data_dir: data directory (default: ``$V4COMPACT_DATA``, then the cache).
@@ -356,7 +360,7 @@ def evaluate(
     for (sid, chosen), items in pending.items():
         scores += _score(store[sid].session, chosen, items, split, num_boot, ci, seed)
     order = {m: i for i, m in enumerate(dict.fromkeys(s.model for s in scores))}
-    scores.sort(key=lambda s: (order[s.model], s.session, s.neuron))
+    scores.sort(key=lambda s: (order[s.model], session_sort_key(s.session), s.neuron))
     import torch
 
     provenance = {

@@ -31,7 +31,7 @@ class NeuronScore:
     """One neuron scored (or skipped) for one model.
 
     Attributes:
-        session: session id, e.g. 201025.
+        session: session id, e.g. 201025 (``"mylab:s01"`` for an imported session).
         neuron: neuron index within the session (row of the response arrays).
         model: model id (e.g. ``compact/201025/10``) or the user model's name.
         metric: ``"r2_er"``, ``"raw_r2"``, ``"split_half_r2"``, or ``"skipped"``.
@@ -44,7 +44,7 @@ class NeuronScore:
         note: why a neuron was skipped (empty otherwise).
     """
 
-    session: int
+    session: int | str
     neuron: int
     model: str
     metric: str
@@ -106,13 +106,13 @@ class EvaluationResult:
         """Session ids in first-seen order."""
         return list(dict.fromkeys(s.session for s in self.scores))
 
-    def values(self, model: str | None = None, session: int | None = None,
+    def values(self, model: str | None = None, session: int | str | None = None,
                metric: str | None = None) -> np.ndarray:
         """Scored values, float64 ``(rows,)``, optionally filtered (``model="compact"`` works)."""
         rows = [
             s for s in self.scored
             if (model is None or s.model == model or model_group(s.model) == model)
-            and (session is None or s.session == int(session))
+            and (session is None or str(s.session) == str(session))
             and (metric is None or s.metric == metric)
         ]
         return np.array([s.value for s in rows], dtype=np.float64)

@@ -154,15 +154,23 @@ def check_neuron(session_id, neuron) -> tuple[int, int]:
     return sid, k
 
 
-def split_neuron_id(neuron_id) -> tuple[int, int]:
-    """``"<session>/<neuron>"`` of any recorded session -> ``(session, neuron)`` ints.
+def split_neuron_id(neuron_id) -> tuple[int | str, int]:
+    """A neuron id of any dataset -> ``(session, neuron)``.
 
-    Only the form is checked (user models may predict neurons of any session); use
+    ``"201025/10"`` (a release neuron) -> ``(201025, 10)``; ``"mylab:s01/7"`` (a neuron of an
+    imported session, :mod:`v4compact.data.datasets`) -> ``("mylab:s01", 7)``. Only the form
+    is checked (user models may predict neurons of any session); use
     :func:`parse_neuron_id` for a neuron that must have a compact model.
 
     Raises:
-        InvalidInputError: not two ``/``-separated non-negative integers.
+        InvalidInputError: neither ``<session>/<neuron>`` with non-negative integers nor
+            ``<dataset>:<session>/<neuron>``.
     """
+    from ..data.datasets import split_neuron_ref
+
+    user = split_neuron_ref(neuron_id)
+    if user is not None:
+        return user
     session, sep, index = str(neuron_id).partition("/")
     sid, k = _as_index(session), _as_index(index)
     if not sep or sid is None or k is None:
