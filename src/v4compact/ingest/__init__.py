@@ -9,7 +9,13 @@
 
 from __future__ import annotations
 
-from .api import DEFAULT_WINDOW_MS, SessionImportWarning, check_recording, export_session, import_session
+from .api import (
+           DEFAULT_WINDOW_MS,
+           SessionImportWarning,
+           check_recording,
+           export_session,
+           import_session,
+)
 
 __all__ = ["DEFAULT_WINDOW_MS", "SessionImportWarning", "check_recording", "export_session",
            "import_session"]
