@@ -152,7 +152,7 @@ def write_spike_nwb(session, path: str | os.PathLike, *, layout: str = "indexser
             np.stack([np.histogram((t[(t >= o - 0.1) & (t < o + 0.4)] - o) * 1000.0,
                                    edges)[0] for o in onsets])
             for t in trains]).astype(np.uint32)
-        for k in range(raw.shape[0]):
+        for _ in range(raw.shape[0]):
             nwb.add_unit(location=area)
         from ndx_binned_spikes import BinnedAlignedSpikes
 
