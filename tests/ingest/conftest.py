@@ -40,3 +40,12 @@ def small_plain(tmp_path_factory, s210325):
     raw = np.array(s210325.raw_responses[:, :20, :])
     np.save(root / "raw.npy", raw)
     return folder, raw, pixels
+
+
+@pytest.fixture(scope="session")
+def spike_nwb(tmp_path_factory, s210325):
+    """210325's counts as spike times in an NWB file (trials layout), written once."""
+    from v4compact.ingest.rawform import write_spike_nwb
+
+    return write_spike_nwb(s210325, tmp_path_factory.mktemp("nwb") / "s1.nwb",
+                           layout="trials", seed=1)

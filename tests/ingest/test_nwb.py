@@ -68,19 +68,19 @@ def test_spike_times_of_210325_give_back_every_count(layout, s210325, tmp_path):
     assert imported.manifest["split_rule"] == "first-half"
 
 
-def test_the_window_decides_what_is_counted(s210325, tmp_path):
+def test_the_window_decides_what_is_counted(spike_nwb, tmp_path):
     """Spontaneous spikes lie outside 50-150 ms: a wider window counts them too."""
-    path = write_spike_nwb(s210325, tmp_path / "r.nwb", layout="trials", seed=1)
+    path = spike_nwb
     wide = import_session(path, "lab:wide", window_ms=(0, 400), out=tmp_path / "ds")
     narrow = import_session(path, "lab:narrow", out=tmp_path / "ds")
     assert np.nansum(wide.raw_responses) > np.nansum(narrow.raw_responses)
     assert wide.window_ms == (0.0, 400.0) and wide.units == "spike counts in 400 ms"
 
 
-def test_cli_import_export_verify_and_list(s210325, tmp_path, capsys, monkeypatch):
+def test_cli_import_export_verify_and_list(spike_nwb, tmp_path, capsys, monkeypatch):
     from v4compact.cli import main
 
-    path = write_spike_nwb(s210325, tmp_path / "rec.nwb", layout="indexseries")
+    path = spike_nwb
     out = tmp_path / "ds"
     assert main(["data", "import", str(path), "--name", "mylab:s01", "--area", "IT",
                  "--out", str(out)]) == 0

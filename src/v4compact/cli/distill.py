@@ -141,8 +141,9 @@ def register(subparsers, parents) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", required=True, metavar="SPEC", help=_TEACHER_HELP)
     parser.add_argument("--neurons", nargs="+", metavar="ID",
-                        help="neurons to distill, e.g. 201025/10 (default: every output of a "
-                        "model teacher)")
+                        help="neurons to distill, of any dataset: 201025/10, mylab:s01/7, "
+                        "patterns such as 'mylab:s01/*' (default: every output of a model "
+                        "teacher)")
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH",
                         help="corpus: zips, tars (WebDataset), folders of images or folders "
                         "of archives (each archive a shard)")

@@ -243,3 +243,48 @@ def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo
         folder = next(r / name for r in roots(data_dir) if (r / name).is_dir())
         out.append(DatasetInfo(name, "imported", folder, count))
     return out
+
+
+def expand_neurons(patterns, data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Neuron ids of any dataset, with shell-style patterns expanded.
+
+    Args:
+        patterns: ids and patterns: ``"201025/10"``, ``"mylab:s01/7"``, ``"mylab:s01/*"``,
+            ``"201025/1?"``, ``"mylab:*/*"`` (the session part may be a pattern too).
+        data_dir: data directory (where imported sessions are looked for).
+
+    Returns:
+        Neuron ids in the order given, each pattern's matches in (session, neuron) order,
+        without duplicates.
+
+    Raises:
+        InvalidInputError: a pattern that matches no neuron (the message names the
+            sessions looked at).
+    """
+    import fnmatch
+
+    from .catalog import list_sessions
+
+    out: list[str] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        text = str(pattern).strip()
+        if not any(c in text for c in "*?["):
+            out.append(text)
+            continue
+        session_part, sep, neuron_part = text.rpartition("/")
+        if not sep:
+            raise InvalidInputError(f"bad neuron pattern {text!r}; write SESSION/NEURON, e.g. "
+                                    "'mylab:s01/*' or '201025/*'")
+        infos = [i for i in list_sessions(data_dir=data_dir)
+                 if fnmatch.fnmatchcase(str(i.session_id), session_part)
+                 or (i.dataset == RELEASE_DATASET
+                     and fnmatch.fnmatchcase(f"{RELEASE_DATASET}:{i.session_id}",
+                                             session_part))]
+        found = [f"{i.session_id}/{k}" for i in infos for k in range(i.num_neurons)
+                 if fnmatch.fnmatchcase(str(k), neuron_part)]
+        if not found:
+            looked = ", ".join(str(i.session_id) for i in infos) or "no session matches"
+            raise InvalidInputError(f"neuron pattern {text!r} matches no neuron (sessions: "
+                                    f"{looked}); list them with: v4compact data sessions")
+        out += found
+    return list(dict.fromkeys(out))

@@ -154,8 +154,9 @@ def load_teacher(spec, neurons: Sequence | None = None, device="cpu",
     Args:
         spec: a model id, ``backbone:<spec>``, ``ensemble[:RUN_DIR]``, a ``.onnx`` path, a
             :class:`Teacher` (returned as is) or a model object.
-        neurons: the neurons to distill (``"201025/10"`` ...; ``None``: every output of a
-            model teacher; required for mapped teachers).
+        neurons: the neurons to distill, of any dataset (``"201025/10"``, ``"mylab:s01/7"``,
+            patterns such as ``"mylab:s01/*"``; ``None``: every output of a model teacher;
+            required for mapped teachers, which are fitted on each session's fit half).
         device: torch device the teacher runs on.
         data_dir: data directory (models, sessions for the mappings).
         batch_size: images per forward pass.
@@ -170,6 +171,10 @@ def load_teacher(spec, neurons: Sequence | None = None, device="cpu",
     """
     if isinstance(spec, Teacher):
         return spec
+    if neurons is not None:
+        from ..data.datasets import expand_neurons
+
+        neurons = expand_neurons(neurons, data_dir)
     if not isinstance(spec, str | os.PathLike):
         return teacher_from_model(spec, neurons, batch_size=batch_size)
     text = str(spec).strip()
