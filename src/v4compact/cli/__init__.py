@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "v4compact.cli.models",
     "v4compact.cli.train",
     "v4compact.cli.distill",
+    "v4compact.cli.select",
 ]
 
 

@@ -198,6 +198,34 @@ def _mapped_teacher(spec: str, neurons: Sequence, device, data_dir, batch_size: 
                     penalty) -> Teacher:
     """Features (one array per ensemble member, or one for a backbone) -> ridge per session
     and member, fitted on the first half of each session's images, averaged over members."""
+    members, names = mapped_committee(spec, neurons, device=device, data_dir=data_dir,
+                                      batch_size=batch_size, penalty=penalty)
+
+    def respond(images: np.ndarray) -> np.ndarray:
+        return members(images).mean(axis=0)
+
+    return Teacher(respond, names, f"{spec} + ridge({penalty})")
+
+
+def mapped_committee(spec: str, neurons: Sequence, *, device="cpu", data_dir=None,
+                     batch_size: int = 64, penalty: str | float = "cv", bootstrap: int = 0,
+                     seed: int = 0, fit_indices: dict | None = None):
+    """The members of a mapped teacher, each with its own ridge mappings.
+
+    Args:
+        spec: ``backbone:<spec>``, ``ensemble`` or ``ensemble:<RUN_DIR>``.
+        neurons: neuron ids of any dataset (``"201025/10"``, ``"mylab:s01/7"``).
+        bootstrap: for a backbone (one feature set): this many members, each a ridge fitted
+            on a bootstrap resample of the fit images (seeded), so that a committee exists
+            (query by bagging); 0: one member on all fit images.
+        seed: seed of the resamples.
+        fit_indices: ``{session id: image indices}`` to fit on instead of each session's
+            fit half (the closed-loop measurement fits on chosen images).
+
+    Returns:
+        ``(members, neuron_ids)``: ``members(uint8 (N, 112, 112, 3))`` -> float64
+        ``(M, N, K)`` predictions of every member in z-scored units.
+    """
     from ..data.session import load_session
     from ..mapping.ridge import RidgeMapping
     from ..models.zoo import split_neuron_id
@@ -226,26 +254,35 @@ def _mapped_teacher(spec: str, neurons: Sequence, device, data_dir, batch_size: 
             return list(ensemble.embeddings(images, batch_size=batch_size))
 
     pairs = [split_neuron_id(n) for n in neurons]
-    groups: list[tuple[list[int], list[int], list[RidgeMapping]]] = []
+    rng = np.random.default_rng(seed)
+    groups: list[tuple[list[int], list[tuple[int, RidgeMapping]]]] = []
+    num_members = 0
     for session_id in dict.fromkeys(s for s, _ in pairs):
         session = load_session(session_id, data_dir)
-        fit = session.heldout_split()[0]
+        fit = np.asarray((fit_indices or {}).get(session_id, session.heldout_split()[0]))
         columns = [k for s, k in pairs if s == session_id]
         targets = zscore_responses(session.responses)[fit][:, columns]
         features = extract(np.asarray(session.images[fit]))
-        mappings = [RidgeMapping(penalty=penalty).fit(f, targets) for f in features]
+        if bootstrap and len(features) == 1:
+            draws = [rng.integers(0, len(fit), len(fit)) for _ in range(bootstrap)]
+            mappings = [(0, RidgeMapping(penalty=penalty).fit(features[0][d], targets[d]))
+                        for d in draws]
+        else:
+            mappings = [(m, RidgeMapping(penalty=penalty).fit(f, targets))
+                        for m, f in enumerate(features)]
+        num_members = len(mappings)
         places = [i for i, (s, _) in enumerate(pairs) if s == session_id]
-        groups.append((places, columns, mappings))
+        groups.append((places, mappings))
 
-    def respond(images: np.ndarray) -> np.ndarray:
+    def members(images: np.ndarray) -> np.ndarray:
         features = extract(images)
-        out = np.empty((len(images), len(pairs)), dtype=np.float64)
-        for places, _, mappings in groups:
-            out[:, places] = np.mean([m.predict(f) for m, f in zip(mappings, features,
-                                                                      strict=True)], axis=0)
+        out = np.empty((num_members, len(images), len(pairs)), dtype=np.float64)
+        for places, mappings in groups:
+            for m, (source, mapping) in enumerate(mappings):
+                out[m][:, places] = mapping.predict(features[source])
         return out
 
-    return Teacher(respond, [f"{s}/{k}" for s, k in pairs], f"{spec} + ridge({penalty})")
+    return members, [f"{s}/{k}" for s, k in pairs]
 
 
 # -- the cache --------------------------------------------------------------------------------
