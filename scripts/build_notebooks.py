@@ -934,12 +934,131 @@ EXPERIMENT = [
         """),
 ]
 
+OWN_RECORDINGS = [
+    title_cell("06_your_own_recordings", "6 · Your own recordings, end to end", """
+        v4compact is not only for the release's sessions. A lab with its own recordings -
+        V4, V1, IT, any animal - imports them once and then uses the whole toolkit on them.
+
+        In this notebook you will:
+
+        1. take an NWB file as an acquisition system leaves it (spike times, stimulus
+           presentations, the images) - here one rebuilt from session 210325's counts;
+        2. import it as the session `mylab:s01` and check its signal quality (SNR);
+        3. build a **teacher** for its neurons: a backbone with a ridge mapping fitted on the
+           session's fit half only;
+        4. **make compact models** of two of its neurons (distil, prune, retrain; a tiny run
+           here - see docs/distillation.md for real sizes);
+        5. **evaluate** them on the held-out half, beside their teacher.
+        """),
+    setup_cell("session:210325 images:210305 compact-models:201025/10", """
+        import pynwb
+        from v4compact.figures.session import plot_session
+        from v4compact.ingest.rawform import write_spike_nwb
+        from v4compact.training.distill import DistillConfig
+        from v4compact.training.recipe import make_compact
+        """),
+    md("""
+        ## 1. A lab's NWB file
+
+        `write_spike_nwb` writes a session's single-repeat spike counts back as spike times:
+        every presentation gets its count of spikes inside 50-150 ms after onset, plus
+        spontaneous spikes outside it. The layout is the one the DiCarlo lab's conversions
+        use: an `Images` container `stimuli`, an `IndexSeries` of presentations in
+        `/stimulus`, `Units` with spike times and a trials table. With your own file, skip
+        this cell.
+        """),
+    code("""
+        write_spike_nwb(v4compact.load_session(210325), "my_recording.nwb", layout="indexseries")
+        with pynwb.NWBHDF5IO("my_recording.nwb", "r") as io:
+            nwb = io.read()
+            print(f"{len(nwb.units)} units, {len(nwb.stimulus['presentations'].data)} "
+                  f"presentations of {len(nwb.stimulus_template['stimuli'].images)} images")
+        """),
+    md("""
+        ## 2. Import and check
+
+        The import counts the spikes of each presentation in the window (default 50-150 ms
+        after onset, 100 ms bins like the release's responses), groups the repeats by image,
+        runs every check and writes the session once. `out=` keeps it in a folder of this
+        notebook; without it, it goes to the data directory's `datasets/` folder. The same
+        on the command line: `v4compact data import my_recording.nwb --name mylab:s01`.
+        """),
+    code("""
+        session = v4compact.import_session("my_recording.nwb", "mylab:s01", out="lab_data")
+        print(session)
+        print("units:", session.units, "| window:", session.window_ms, "ms")
+        snr = session.snr()
+        print(f"SNR: median {np.median(snr):.2f}; {np.sum(snr > 0.15)} of {len(snr)} "
+              "neurons above 0.15")
+        plot_session(session);
+        """),
+    md("""
+        ## 3. A teacher for the new neurons
+
+        No compact model exists for these neurons yet. A teacher is a backbone's features
+        mapped to the responses by cross-validated ridge, fitted on the **fit half** of the
+        session only, so the held-out half stays unseen. Here the backbone is the core of a
+        released compact model (small and fast); `backbone:resnet50` or an ensemble
+        (`ensemble:RUN_DIR`) are the real choices.
+        """),
+    code("""
+        teacher = "backbone:compact/201025/10:layer4"
+        neurons = ["mylab:s01/[03]"]   # patterns work: "mylab:s01/*" is every neuron
+        """),
+    md("""
+        ## 4. Make compact models
+
+        A tiny configuration so the notebook runs in a minute: 4 filters per layer, 40
+        images of another session as the corpus, one pass. Real runs use 100 filters and
+        tens of thousands of images (`--minutes` chooses the passes for a time budget). The
+        plan's warning - 2 optimizer steps are far too few to learn - is expected here, and
+        the tiny students' scores below are near zero for that reason.
+        """),
+    code("""
+        config = DistillConfig(num_filters=(4,) * 5, batch_size=16, passes=1,
+                               holdout_images=8, num_workers=0)
+        corpus = v4compact.data_dir() / "data_V4_responses/images/images_210305.zip"
+        report = make_compact(teacher, neurons, [corpus], "runs/mylab", config,
+                              max_images_per_shard=40)
+        for row in report["neurons"]:
+            print(row["neuron"], "filters after pruning:", row["filters_after"])
+        """),
+    md("""
+        ## 5. Evaluate on the held-out half
+
+        The made models are ordinary compact models (`.keras` files, z-scored units).
+        `evaluate` scores them on the imported session's held-out half: r2_ER, since the
+        session has repeats.
+        """),
+    code("""
+        for row in report["neurons"]:
+            model = v4compact.load_compact_model(f"runs/mylab/{row['model_file']}")
+            result = v4compact.evaluate(model, num_boot=0, progress=False)
+            score = result.scores[0]
+            print(f"{row['neuron']}: student {score.metric} {score.value:.3f}; "
+                  f"teacher held-out raw R^2 {row['teacher_heldout_raw_r2']:.3f}, "
+                  f"student {row['heldout_raw_r2_step2']:.3f}")
+        """),
+    md("""
+        ## Next
+
+        - Import your own file: `v4compact data import rec.nwb --name mylab:s01`, or images
+          plus a response array: `v4compact data import stimuli/ --responses counts.npy
+          --name mylab:s02` (docs/datasets.md lists every layout and check).
+        - Choose the next experiment's images: `v4compact choose-images --model
+          backbone:SPEC --neurons 'mylab:s01/*' --pool candidates/ --count 300 --out next.zip`.
+        - Export any session as NWB to share it: `v4compact.export_session("mylab:s01",
+          "s01.nwb")`.
+        """),
+]
+
 NOTEBOOKS: dict[str, list[dict]] = {
     "01_load_data": LOAD_DATA,
     "02_predict_and_evaluate": PREDICT,
     "03_preferred_stimuli": PREFERRED,
     "04_explore_filters": FILTERS,
     "05_in_silico_experiment": EXPERIMENT,
+    "06_your_own_recordings": OWN_RECORDINGS,
 }
 
 
