@@ -87,3 +87,23 @@ def test_make_compact_for_neurons_of_an_imported_session(lab_210325, tmp_path, d
         model = v4compact.load_compact_model(out / row["model_file"])
         assert model.neuron_ids == [neuron]
         assert model.provenance["teacher"].startswith("backbone:compact/201025/10:layer4")
+
+
+def test_train_ensemble_mixes_user_and_release_sessions(lab_210325, spike_nwb, tmp_path,
+                                                        capsys):
+    """An imported session as a training session (its fit half) beside a release one, and
+    another as the validation session of early stopping."""
+    import_session(spike_nwb, "lab:val", out=tmp_path / "datasets")
+    out = tmp_path / "run"
+    assert main(["train", "ensemble", "--backbone", "compact/211022/27:layer2", "--sessions",
+                 "lab:s1", "210305", "--validation", "lab:val", "--members", "2", "--epochs",
+                 "1", "--width", "8", "--inner-width", "4", "--num-blocks", "1",
+                 "--max-images", "64", "--batch-size", "8", "--quiet", "--threads", "1",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["sessions"] == ["lab:s1", 210305] and run["validation_session"] == "lab:val"
+    from v4compact.training.ensemble import training_image_indices
+
+    # the imported session trains on its fit half only
+    assert np.array_equal(training_image_indices(lab_210325), np.arange(320))

@@ -45,9 +45,9 @@ def register(subparsers, parents) -> None:
     ensemble.add_argument("--backbone", default=None, metavar="SPEC",
                           help="resnet50, resnet50:PATH, vgg19, <model id>:<layer> "
                           f"(default {DEFAULT_BACKBONE_TEXT})")
-    add_sessions(ensemble, "every training session whose images are in the data directory",
-                 type=int)
-    ensemble.add_argument("--validation", type=int, default=None, metavar="SID",
+    add_sessions(ensemble, "every training session whose images are in the data directory; "
+                 "imported sessions such as mylab:s01 train on their fit half")
+    ensemble.add_argument("--validation", default=None, metavar="SID",
                           help=f"validation session for early stopping "
                           f"(default {DEFAULT_VALIDATION_TEXT})")
     ensemble.add_argument("--members", type=int, default=25, help="members (default 25)")
@@ -91,9 +91,13 @@ def run_ensemble(args) -> int:
     if args.threads is not None:
         check_positive("--threads", args.threads)
         torch.set_num_threads(args.threads)
-    given = {"backbone": args.backbone, "validation": args.validation, "seed": args.seed}
+    from ..data.datasets import parse_session_id
+
+    validation = None if args.validation is None else parse_session_id(args.validation)
+    sessions = None if args.sessions is None else [parse_session_id(s) for s in args.sessions]
+    given = {"backbone": args.backbone, "validation": validation, "seed": args.seed}
     config = EnsembleTrainingConfig(
-        sessions=args.sessions, members=args.members, epochs=args.epochs, preset=args.preset,
+        sessions=sessions, members=args.members, epochs=args.epochs, preset=args.preset,
         width=args.width, inner_width=args.inner_width, num_blocks=args.num_blocks,
         max_images=args.max_images, batch_size=args.batch_size,
         **{name: value for name, value in given.items() if value is not None},

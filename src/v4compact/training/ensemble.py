@@ -212,7 +212,10 @@ class EnsembleTrainingConfig:
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, "
                                         f"got {getattr(self, name)!r}")
-        if self.sessions is not None and int(self.validation) in map(int, self.sessions):
+        from ..data.datasets import parse_session_id
+
+        if self.sessions is not None and parse_session_id(self.validation) in map(
+                parse_session_id, self.sessions):
             raise InvalidInputError(f"the validation session {self.validation} is among the "
                                     "training sessions; leave it out of --sessions")
         if self.max_images is not None and self.max_images < 2 * VALIDATION_FOLDS:
@@ -247,8 +250,14 @@ class EnsembleTrainingConfig:
 def training_image_indices(session) -> np.ndarray:
     """Indices of a session's images used for training (0-based, file order).
 
-    The WE animal's sessions skip images 601-900 (synthesized); other sessions use all.
+    The release's sessions of the WE animal skip images 601-900 (synthesized); other release
+    sessions use all. An imported session trains on its fit half only, so that its held-out
+    half can score the result.
     """
+    from ..data.datasets import RELEASE_DATASET
+
+    if session.dataset != RELEASE_DATASET:
+        return np.asarray(session.heldout_split()[0])
     indices = np.arange(session.num_images)
     if session.animal == "WE":
         indices = indices[(indices < WE_EXCLUDED_IMAGES.start)
@@ -308,7 +317,8 @@ class _Features:
         else:
             everything = len(indices) == session.num_images
             digest = hashlib.sha256(indices.tobytes()).hexdigest()[:10]
-            name = f"session{session_id}" + ("" if everything else f"-{digest}")
+            name = f"session{str(session_id).replace(':', '-')}" + (
+                "" if everything else f"-{digest}")
             images = session.images if everything else np.asarray(session.images[indices])
             features = self.cache.features(self.backbone, images, name)
         responses = session.responses[:, indices]
@@ -641,13 +651,16 @@ def train_ensemble(out: str | os.PathLike, config: EnsembleTrainingConfig, *,
         backbone = _run_backbone(config, runtime.device, data_dir)
         cache = FeatureCache(cache_dir, dtype=config.cache_dtype) if use_cache else None
         source = _Features(backbone, cache, config.max_images, data_dir)
-        session_ids = [int(s) for s in config.sessions or _default_sessions(data_dir)]
+        from ..data.datasets import parse_session_id
+
+        session_ids = [parse_session_id(s)
+                       for s in config.sessions or _default_sessions(data_dir)]
 
         def load_all(bar: bool) -> tuple[dict, _SessionData]:
             ids = rt.progress(session_ids, runtime, desc="session features",
                               disable=not (progress and bar))
             return ({sid: source.load(sid, True, with_features=use_cache) for sid in ids},
-                    source.load(config.validation, False))
+                    source.load(parse_session_id(config.validation), False))
 
         # rank 0 fills the feature cache first, the others then read it
         if runtime.is_main:
