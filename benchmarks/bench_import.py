@@ -50,9 +50,10 @@ def main() -> None:
         file = tmp / f"{layout}.nwb"
         write_spike_nwb(session, file, layout=layout)
         extra = {"images": images} if layout == "external" else {}
-        seconds, _ = _timed(lambda file=file, extra=extra: import_session(
+        seconds, _ = _timed(lambda file=file, extra=extra, layout=layout: import_session(
             file, f"bench:{layout}{next(n)}", out=tmp / "ds", **extra), args.repeats)
-        rows.append((f"import 210325 spike times ({layout})", seconds, file.stat().st_size / 1e6))
+        rows.append((f"import 210325 spike times ({layout})", seconds,
+                     file.stat().st_size / 1e6))
     print(f"{'step':<46} {'seconds':>8} {'file MB':>8}")
     for name, seconds, size in rows:
         print(f"{name:<46} {seconds:>8.2f} {'' if size is None else f'{size:.1f}':>8}")
