@@ -107,3 +107,19 @@ def test_train_ensemble_mixes_user_and_release_sessions(lab_210325, spike_nwb, t
 
     # the imported session trains on its fit half only
     assert np.array_equal(training_image_indices(lab_210325), np.arange(320))
+
+
+def test_a_population_holds_made_models_of_user_neurons_beside_released_ones():
+    from v4compact.models.compact import CompactModel
+    from v4compact.models.population import CompactPopulation
+
+    torch.manual_seed(0)
+    made = [CompactModel([4] * 5, neuron_id=n) for n in ("lab:s1/3", "lab:s1/0")]
+    released = v4compact.load_compact_model(201025, 10)
+    population = CompactPopulation([*made, released])
+    assert population.neuron_ids == ["201025/10", "lab:s1/0", "lab:s1/3"]
+    images = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    together = population.predict(images)
+    for column, model in zip([2, 1], made, strict=True):
+        np.testing.assert_allclose(together[:, column], model.predict(images), rtol=1e-4,
+                                   atol=1e-5)

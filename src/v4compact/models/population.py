@@ -31,14 +31,24 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
 from . import tuning
 from .arch import IMAGE_SIZE
 from .base import V4Model
 from .cores import map_on_cores
 from .fused import FusedGroup, folded_arrays, plan_groups
 from .macs import STAGES, compact_macs
-from .zoo import canonical_key
+from .zoo import canonical_key, split_neuron_id
+
+
+def population_key(neuron_id: str) -> tuple:
+    """Column order of a population: the release's model neurons in canonical order, then
+    neurons of other sessions (made models of imported sessions) by session and index."""
+    try:
+        return (0, *canonical_key(neuron_id), "")
+    except (InvalidInputError, UnknownSessionError, UnknownNeuronError, ValueError):
+        session, index = split_neuron_id(neuron_id)
+        return (1, str(session), index, "")
 
 #: Serialises the one-time tuning of populations used from several threads (a web server).
 _TUNE_LOCK = threading.Lock()
@@ -88,7 +98,7 @@ class CompactPopulation(V4Model):
         if len(set(ids)) != len(ids):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             raise InvalidInputError(f"neurons given twice: {', '.join(dup)}; give each once")
-        order = sorted(range(len(models)), key=lambda i: canonical_key(ids[i]))
+        order = sorted(range(len(models)), key=lambda i: population_key(ids[i]))
         models = [models[i] for i in order]
         if group_channels is not None and (not isinstance(group_channels, int)
                                            or group_channels < 1):
