@@ -42,7 +42,7 @@ def test_sessions_table_filters_by_split_and_animal(capsys):
     status, out, _ = run_main(capsys, "data", "sessions", "--split", "test")
     assert status == 0
     lines = out.strip().splitlines()
-    assert lines[0].split()[:3] == ["session", "animal", "split"]
+    assert lines[0].split()[:4] == ["session", "dataset", "animal", "split"]
     ids = [line.split()[0] for line in lines[2:]]
     assert ids == ["190923", "201025", "210225", "210325", "211022"]
     _, pe, _ = run_main(capsys, "data", "sessions", "--animal", "PE", "--split", "test")
