@@ -11,7 +11,7 @@ the whole method on it as a new lab would run it.
    of the teacher, the student and the released compact model of the same neuron, and the
    filters after pruning next to the released ``nums_filters``. Outputs are z-scored units.
 
-    python scripts/new_lab_demo.py --out runs/newlab --minutes 15
+    python scripts/new_lab_demo.py --out runs/newlab --minutes 15 --max-images-per-shard 300
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--teacher", default="backbone:shared/from_ensemble_model/200:layer4")
     parser.add_argument("--num-filters", type=int, default=32)
     parser.add_argument("--preset", default="patient")
+    parser.add_argument("--max-images-per-shard", type=int, default=None,
+                        help="a seeded subset of each zip (a smaller corpus, more passes)")
     args = parser.parse_args()
     import v4compact
     from v4compact import config, evaluate, export_session, import_session
@@ -68,8 +70,9 @@ def main() -> None:
     settings = DistillConfig.preset_named(args.preset, num_filters=(args.num_filters,) * 5)
     start = time.perf_counter()
     report = make_compact(args.teacher, neurons, corpus, out / "run", settings,
-                          minutes=args.minutes, resume=(out / "run" / "run.json").exists(),
-                          device="cpu", announce=print)
+                          minutes=args.minutes, max_images_per_shard=args.max_images_per_shard,
+                          resume=(out / "run" / "run.json").exists(), device="cpu",
+                          announce=print)
     minutes = (time.perf_counter() - start) / 60
     released = dict(zip(copy_ids, on_copy, strict=True))
     lines = [f"teacher {args.teacher} (ridge on newlab:m1's fit half); {len(corpus)} zips of "
