@@ -990,7 +990,7 @@ OWN_RECORDINGS = [
         snr = session.snr()
         print(f"SNR: median {np.median(snr):.2f}; {np.sum(snr > 0.15)} of {len(snr)} "
               "neurons above 0.15")
-        plot_session(session);
+        plot_session(session)
         """),
     md("""
         ## 3. A teacher for the new neurons

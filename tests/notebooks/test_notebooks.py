@@ -64,7 +64,7 @@ def _fetched_subset(groups: list[str], data_dir: Path, target: Path) -> int:
 
 def test_notebooks_folder_holds_exactly_the_generated_notebooks():
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == sorted(NAMES)
-    assert len(NAMES) == 5
+    assert len(NAMES) == 6
 
 
 def test_committed_notebooks_are_up_to_date_with_the_generator(tmp_path):

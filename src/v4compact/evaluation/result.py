@@ -184,7 +184,9 @@ class EvaluationResult:
                 kwargs = {}
                 for key in CSV_COLUMNS:
                     raw = row[key]
-                    if types[key] in ("int", int):
+                    if key == "session":  # a release id (digits) or "dataset:session"
+                        kwargs[key] = int(raw) if raw.isdigit() else raw
+                    elif types[key] in ("int", int):
                         kwargs[key] = int(raw)
                     elif types[key] in ("float", float):
                         kwargs[key] = float(raw) if raw != "" else math.nan
