@@ -49,3 +49,13 @@ def spike_nwb(tmp_path_factory, s210325):
 
     return write_spike_nwb(s210325, tmp_path_factory.mktemp("nwb") / "s1.nwb",
                            layout="trials", seed=1)
+
+
+@pytest.fixture(scope="session")
+def nwb_201025(tmp_path_factory, data_dir):
+    """Session 201025 (89 neurons, 1,200 images, no repeats in the data copy) exported to
+    NWB once."""
+    from v4compact import export_session
+
+    return export_session(201025, tmp_path_factory.mktemp("nwb") / "201025.nwb",
+                          data_dir=data_dir)

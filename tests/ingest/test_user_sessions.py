@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import v4compact
-from v4compact import evaluate, export_session, import_session
+from v4compact import evaluate, import_session
 from v4compact.cli import main
 from v4compact.data.datasets import expand_neurons
 from v4compact.errors import InvalidInputError
@@ -18,9 +18,9 @@ from v4compact.ingest import SessionImportWarning
 
 
 @pytest.fixture
-def lab_201025(tmp_path, data_dir):
+def lab_201025(tmp_path, nwb_201025):
     """201025 exported to NWB and imported as ``newlab:m1`` (its catalogue id used nowhere)."""
-    path = export_session(201025, tmp_path / "m1.nwb", data_dir=data_dir)
+    path = nwb_201025
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SessionImportWarning)  # no repeats in the copy
         return import_session(path, "newlab:m1", out=tmp_path / "datasets")
