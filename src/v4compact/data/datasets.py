@@ -207,9 +207,7 @@ def user_sessions(data_dir: str | os.PathLike | None = None):
     """Catalogue records (:class:`~v4compact.data.catalog.SessionInfo`) of every imported
     session, from the manifests only (no array is read), sorted by id; the first root
     holding an id wins."""
-    from .catalog import SessionInfo
-
-    found: dict[str, SessionInfo] = {}
+    found: dict = {}
     for root in roots(data_dir):
         if not root.is_dir():
             continue
@@ -217,17 +215,20 @@ def user_sessions(data_dir: str | os.PathLike | None = None):
             manifest = _manifest(manifest_path.parent)
             if not manifest or manifest.get("id") in found:
                 continue
-            found[manifest["id"]] = SessionInfo(
-                session_id=manifest["id"],
-                animal=manifest.get("animal") or "",
-                split=manifest.get("role", "user"),
-                num_neurons=int(manifest["num_neurons"]),
-                num_images=int(manifest["num_images"]),
-                median_repeats=int(manifest.get("median_repeats") or 1),
-                image_types=manifest.get("image_types", ""),
-                dataset=manifest["dataset"],
-            )
+            found[manifest["id"]] = session_info_from_manifest(manifest)
     return [found[k] for k in sorted(found)]
+
+
+def session_info_from_manifest(manifest: dict):
+    """The catalogue record (:class:`~v4compact.data.catalog.SessionInfo`) of an imported
+    session, from its manifest (split ``"imported"``)."""
+    from .catalog import SessionInfo
+
+    return SessionInfo(
+        session_id=manifest["id"], animal=manifest.get("animal") or "", split="imported",
+        num_neurons=int(manifest["num_neurons"]), num_images=int(manifest["num_images"]),
+        median_repeats=int(manifest.get("median_repeats") or 1),
+        image_types=manifest.get("image_types", ""), dataset=manifest["dataset"])
 
 
 def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:

@@ -53,6 +53,23 @@ def _csv_text(columns, rows) -> str:
     return buffer.getvalue()
 
 
+def check_free(root: str | os.PathLike, dataset: str, session: str,
+               overwrite: bool = False) -> Path:
+    """The folder ``root/dataset/session``, unless a session is there and ``overwrite`` is
+    False.
+
+    Raises:
+        InvalidInputError: the session exists and ``overwrite`` is False.
+    """
+    target = Path(root) / dataset / session
+    if (target / MANIFEST).exists() and not overwrite:
+        raise InvalidInputError(
+            f"session {dataset}:{session} already exists in {target}; pass --overwrite "
+            "(overwrite=True) to replace it, or choose another --name"
+        )
+    return target
+
+
 def write_session(
     root: str | os.PathLike,
     dataset: str,
@@ -88,12 +105,7 @@ def write_session(
     Raises:
         InvalidInputError: the session exists and ``overwrite`` is False.
     """
-    target = Path(root) / dataset / session
-    if (target / MANIFEST).exists() and not overwrite:
-        raise InvalidInputError(
-            f"session {dataset}:{session} already exists in {target}; pass --overwrite "
-            "(overwrite=True) to replace it, or choose another --name"
-        )
+    target = check_free(root, dataset, session, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{session}.", suffix=".tmp", dir=target.parent))
     try:

@@ -309,16 +309,13 @@ class ImportedSession(Session):
     """
 
     def __init__(self, folder: Path, data_dir=None):
-        from .catalog import SessionInfo
+        from .datasets import session_info_from_manifest
         from .layout import read_manifest, read_table
 
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         m = self.manifest
-        info = SessionInfo(session_id=m["id"], animal=m.get("animal") or "", split="imported",
-                           num_neurons=int(m["num_neurons"]), num_images=int(m["num_images"]),
-                           median_repeats=int(m.get("median_repeats") or 1),
-                           image_types=m.get("image_types", ""), dataset=m["dataset"])
+        info = session_info_from_manifest(m)
         responses = _load_npy(self.folder / "responses.npy")
         if responses.shape != (info.num_neurons, info.num_images):
             raise CorruptDataError(
@@ -358,16 +355,20 @@ class ImportedSession(Session):
     def has_images(self) -> bool:
         return (self.folder / "images.npy").is_file()
 
-    @cached_property
-    def _images(self) -> np.ndarray:
-        path = self.folder / "images.npy"
+    def _required(self, name: str, what: str, fix: str) -> Path:
+        """``folder/name``, or a :class:`DataNotFoundError` saying ``what`` is missing."""
+        path = self.folder / name
         if not path.is_file():
             from ..errors import DataNotFoundError
 
             raise DataNotFoundError(
-                f"session {self.session_id} has no images ({path} not found); import it again "
-                "with its images (--images DIR)"
-            )
+                f"session {self.session_id} has no {what} ({path} not found); {fix}")
+        return path
+
+    @cached_property
+    def _images(self) -> np.ndarray:
+        path = self._required("images.npy", "images",
+                              "import it again with its images (--images DIR)")
         images = np.load(path, mmap_mode="r", allow_pickle=False)
         if images.shape != (self.num_images, image_ops.IMAGE_SIZE, image_ops.IMAGE_SIZE, 3):
             raise CorruptDataError(f"{path} has shape {images.shape}; import the session again")
@@ -388,14 +389,9 @@ class ImportedSession(Session):
 
     @cached_property
     def raw_responses(self) -> np.ndarray:
-        path = self.folder / "raw_responses.npy"
-        if not path.is_file():
-            from ..errors import DataNotFoundError
-
-            raise DataNotFoundError(
-                f"session {self.session_id} has no single-repeat responses ({path} not found); "
-                "import it from repeats (NWB spike times, or a (neurons, images, repeats) file)"
-            )
+        path = self._required("raw_responses.npy", "single-repeat responses",
+                              "import it from repeats (NWB spike times, or a (neurons, images, "
+                              "repeats) file)")
         raw = _load_npy(path)
         if raw.ndim != 3 or raw.shape[:2] != (self.num_neurons, self.num_images):
             raise CorruptDataError(f"{path} has shape {raw.shape}; import the session again")

@@ -43,7 +43,7 @@ def check_recording(rec: Recording, where: str) -> tuple[np.ndarray, np.ndarray 
         where: the file(s) named in messages.
 
     Raises:
-        InvalidInputError: one line naming the file and the fix (see docs/data.md's table).
+        InvalidInputError: one line naming the file and the fix (see docs/datasets.md's table).
     """
     raw = rec.raw_responses
     responses = rec.responses
@@ -213,9 +213,7 @@ def import_session(
         raise InvalidInputError(f"bad window {start:g}-{stop:g} ms; give START < STOP in ms after "
                                 "onset, e.g. --window 50 150")
     root = Path(out) if out is not None else datasets.default_root(data_dir)
-    if (root / dataset / session / datasets.MANIFEST).exists() and not overwrite:
-        raise InvalidInputError(f"session {name} already exists in {root / dataset / session}; "
-                                "pass --overwrite to replace it, or choose another --name")
+    layout.check_free(root, dataset, session, overwrite)  # before any file is read
     source = Path(source)
     if not source.exists():
         raise InvalidInputError(f"{source} not found; give an .nwb file, or a folder / zip of "
