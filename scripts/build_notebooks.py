@@ -948,7 +948,8 @@ OWN_RECORDINGS = [
            session's fit half only;
         4. **make compact models** of two of its neurons (distil, prune, retrain; a tiny run
            here - see docs/distillation.md for real sizes);
-        5. **evaluate** them on the held-out half, beside their teacher.
+        5. **evaluate** them on the held-out half, beside their teacher;
+        6. look at them in the **explorer**.
         """),
     setup_cell("session:210325 images:210305 compact-models:201025/10", """
         import pynwb
@@ -1038,6 +1039,33 @@ OWN_RECORDINGS = [
             print(f"{row['neuron']}: student {score.metric} {score.value:.3f}; "
                   f"teacher held-out raw R^2 {row['teacher_heldout_raw_r2']:.3f}, "
                   f"student {row['heldout_raw_r2_step2']:.3f}")
+        """),
+    md("""
+        ## 6. Look at them in the explorer
+
+        `v4compact serve --made runs/mylab` starts the explorer with these made models in
+        its gallery (filter Dataset = mylab), each with a page: its scores, where it came
+        from (teacher, images, recipe, pruning) and its filters. Here the explorer runs for
+        a moment inside the notebook, and we ask it what a visitor's browser would.
+        """),
+    code("""
+        import json
+        from urllib.request import urlopen
+
+        from v4compact.web.app import create_app
+        from v4compact.web.server import running_server
+
+        with running_server(create_app(made=["runs/mylab"])) as url:
+            cards = json.load(urlopen(f"{url}/api/made"))
+            page = json.load(urlopen(f"{url}/api/made/{cards[-1]['neuron_id']}"))
+        for card in cards:
+            print(f"{card['neuron_id']}: dataset {card['dataset']}, area {card['area']}, "
+                  f"filters {card['num_filters']}")
+        print(f"page of {page['neuron_id']}: teacher {page['provenance']['teacher']}; "
+              f"held-out raw R^2 computed by the explorer {page['heldout_r2']:.3f} "
+              f"on {len(page['heldout_points']['measured'])} held-out images")
+        print("in a browser: v4compact serve --made runs/mylab, then "
+              "http://127.0.0.1:8000/#/?dataset=mylab")
         """),
     md("""
         ## Next

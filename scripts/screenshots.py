@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="use the cache as it is")
     parser.add_argument("--only", nargs="+", default=None, metavar="PAGE",
                         help="take only these screenshots (gallery neuron synthesize try "
-                        "sessions session tutorial)")
+                        "sessions session tutorial made)")
+    parser.add_argument("--made", action="append", default=[], metavar="RUN",
+                        help="a make-compact run folder: its models in the gallery and the "
+                        "'made' screenshots (its imported session must be findable)")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     with zipfile.ZipFile(images_zip) as zf:
         photo.write_bytes(zf.read(sorted(n for n in zf.namelist() if n.endswith(".jpg"))[21]))
 
-    app = create_app(data_dir=data_dir, cache_dir=args.cache_dir)
+    app = create_app(data_dir=data_dir, cache_dir=args.cache_dir, made=args.made)
     with running_server(app) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=url)
@@ -112,11 +115,23 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_selector(".nb-cell")
             shot("tutorial")
 
+        def made() -> None:
+            from v4compact.training.made import find_made_models
+
+            first = next(iter(find_made_models(args.made).values()))
+            page.goto(f"/#/?dataset={first.dataset}")
+            page.wait_for_selector("#gallery-cards .card.made")
+            shot("made_gallery")
+            page.goto(f"/#/made/{first.neuron_id}")
+            page.wait_for_selector("#network canvas.kernel")
+            page.wait_for_selector("#scatter svg circle")
+            shot("made", full_page=True)
+
         steps = {"gallery": gallery, "neuron": neuron, "synthesize": synthesize,
                  "try": try_image, "sessions": sessions, "session": session,
-                 "tutorial": tutorial}
+                 "tutorial": tutorial, "made": made if args.made else None}
         for name, take in steps.items():
-            if args.only is None or name in args.only:
+            if take is not None and (args.only is None or name in args.only):
                 take()
         browser.close()
     return 0

@@ -105,3 +105,51 @@ def damaged_data_dir(tmp_path_factory, data_dir) -> Path:
     garbled.write_bytes(b"this is not a numpy file")
     (root / paths.compact_model(*map(int, MISSING.split("/")))).unlink()
     return root
+
+
+#: Neurons of the made-models run: two neurons of 210325 imported as a lab's session.
+MADE_NEURONS = ("lab:s1/0", "lab:s1/3")
+
+
+@pytest.fixture(scope="session")
+def made_run(tmp_path_factory, data_dir) -> Path:
+    """A finished tiny ``make-compact`` run for :data:`MADE_NEURONS` (210325 exported to NWB
+    and imported as ``lab:s1`` into ``<run>/../datasets``; a backbone teacher mapped on its
+    fit half). The datasets folder is registered only by :func:`lab_datasets`."""
+    from v4compact import export_session, import_session
+    from v4compact.data import datasets
+    from v4compact.training.distill import DistillConfig
+    from v4compact.training.recipe import make_compact
+
+    root = tmp_path_factory.mktemp("made")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets, "_EXTRA_ROOTS", [])
+        nwb = export_session(210325, root / "210325.nwb", data_dir=data_dir)
+        import_session(nwb, "lab:s1", area="V4", out=root / "datasets", data_dir=data_dir)
+        config = DistillConfig(num_filters=(4,) * 5, batch_size=16, passes=1,
+                               holdout_images=8, num_workers=0)
+        make_compact("backbone:compact/201025/10:layer4", list(MADE_NEURONS),
+                     [data_dir / "data_V4_responses/images/images_210305.zip"], root / "run",
+                     config, max_images_per_shard=40, data_dir=data_dir)
+    return root / "run"
+
+
+@pytest.fixture
+def lab_datasets(made_run, monkeypatch) -> Path:
+    """The made run's imported session (``lab:s1``) findable during one test."""
+    from v4compact.data import datasets
+
+    root = made_run.parent / "datasets"
+    monkeypatch.setattr(datasets, "_EXTRA_ROOTS", [root])
+    return root
+
+
+@pytest.fixture(scope="module")
+def made_app(made_run, site_cache, notebooks_dir, data_dir):
+    """The explorer app with the made models of :func:`made_run`, one per test module (a
+    closed TestClient shuts its workers down); tests that open a made model's page also need
+    :func:`lab_datasets`."""
+    from v4compact.web.app import create_app
+
+    return create_app(data_dir=data_dir, cache_dir=site_cache, notebooks_dir=notebooks_dir,
+                      max_workers=2, made=[made_run])

@@ -142,6 +142,59 @@ def test_neuron_page_scatter_network_and_ablation(page):
     _no_script_errors(page)
 
 
+@pytest.fixture(scope="module")
+def made_url(made_app):
+    from v4compact.web.server import running_server
+
+    with running_server(made_app) as url:
+        yield url
+
+
+def test_made_models_in_the_gallery_and_their_page(browser, made_url, lab_datasets):
+    context, page = _new_page(browser, made_url)
+    try:
+        page.goto("/")
+        page.wait_for_selector("#gallery-cards .card")
+        assert page.locator("#gallery-cards .card").count() == 221
+        assert page.inner_text("h1").endswith("and 2 made models")
+        page.select_option("#filter-dataset", "lab")
+        assert page.inner_text("#gallery-count") == "2 of 221 models shown"
+        assert "dataset=lab" in page.url
+        page.select_option("#filter-dataset", "cowley2023")
+        assert page.inner_text("#gallery-count") == "219 of 221 models shown"
+        page.select_option("#filter-dataset", "")
+        page.select_option("#filter-area", "V4")
+        assert page.inner_text("#gallery-count") == "221 of 221 models shown"
+        page.select_option("#filter-dataset", "lab")
+        made = page.locator('#gallery-cards .card[data-neuron="lab:s1/3"]')
+        assert "made" in made.inner_text() and "lab · V4" in made.inner_text()
+        made.click()
+        page.wait_for_selector("#scatter svg circle")
+        assert page.url.endswith("#/made/lab:s1/3")
+        assert page.locator("#scatter svg circle").count() == 320  # 210325's held-out half
+        assert "backbone:compact/201025/10:layer4" in page.inner_text("#provenance")
+        assert "images_210305.zip" in page.inner_text("#provenance")
+        assert "this made model (held-out raw R²)" in page.inner_text("#made-scores")
+        page.wait_for_selector("#network canvas.kernel")
+        assert page.locator("#network canvas.kernel").count() == sum(
+            int(n) for n in page.inner_text("h1 + p.lead").split("(")[-1].strip(").").split(" · "))
+        _no_script_errors(page)
+    finally:
+        context.close()
+    phone_context, phone = _new_page(browser, made_url, width=375, height=740)
+    try:
+        for path, ready in (("/#/?dataset=lab", "#gallery-cards .card"),
+                            ("/#/made/lab:s1/0", "#network canvas.kernel")):
+            phone.goto(path)
+            phone.wait_for_selector(ready)
+            assert _overflow(phone) <= 0, f"{path} is wider than 375 px"
+            words = phone.inner_text("main").split()
+            assert "null" not in words and "undefined" not in words
+        _no_script_errors(phone)
+    finally:
+        phone_context.close()
+
+
 def test_unknown_neuron_shows_a_message(page):
     page.goto("/#/neuron/201025/99")
     page.wait_for_selector(".error")

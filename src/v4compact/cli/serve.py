@@ -47,6 +47,9 @@ def register(subparsers, parents) -> None:
     serve.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
                        help="per-request time limit of live work (default 120)")
     serve.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    serve.add_argument("--made", action="append", default=[], metavar="RUN",
+                       help="also show the models made by 'make-compact --out RUN' "
+                       "(repeatable): gallery cards with dataset and area, and a page each")
     serve.add_argument("--no-build", action="store_true",
                        help="serve only the pages already in --cache-dir (no background build)")
     serve.add_argument("--site-steps", type=int, default=SiteDefaults.steps, metavar="N",
@@ -115,6 +118,10 @@ def _check_serve_options(args: argparse.Namespace) -> None:
         raise InvalidInputError(
             f"--time-limit must be a positive number of seconds, got {args.time_limit}"
         )
+    if args.made:
+        from ..training.made import find_made_models
+
+        find_made_models(args.made)  # a folder that is not a finished run fails here
 
 
 def bind_socket(host: str, port: int):
@@ -179,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=allowed,
         build=not args.no_build,
         site_settings=settings,
+        made=args.made,
     )
     shown = "127.0.0.1" if args.host in _WILDCARD_HOSTS else args.host
     print(f"V4 explorer on http://{shown}:{args.port}/  (Ctrl-C stops it)")

@@ -11,5 +11,7 @@ Modules (imported on demand, so ``import v4compact.training`` stays light):
   shards streamed through the one image path);
 - :mod:`~v4compact.training.distill`, :mod:`~v4compact.training.prune`,
   :mod:`~v4compact.training.recipe` - many students in one pass (SYSTEM.md §9), pruning and
-  retraining (§10), ``make_compact`` (see docs/distillation.md).
+  retraining (§10), ``make_compact`` (see docs/distillation.md);
+- :mod:`~v4compact.training.made` - a finished run's made models read back as records (the
+  explorer lists them: ``v4compact serve --made RUN``).
 """

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config
 from ..errors import V4CompactError, one_line_message
+from ..training.made import find_made_models
 from .http_errors import status_for
 from .jobs import ClientLimitError, JobPool, JobQueueFullError
 from .middleware import (
@@ -62,6 +63,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     build: bool = False,
     site_settings=None,
+    made: Iterable[str | os.PathLike] = (),
 ) -> FastAPI:
     """Build the explorer app.
 
@@ -86,6 +88,8 @@ def create_app(
             (:class:`~v4compact.web.builder.SiteBuilder`; ``/api/build`` reports progress).
         site_settings: the :class:`~v4compact.web.assets.SiteSettings` of that build
             (default: ``SiteSettings()``, as ``v4compact site build``).
+        made: ``make-compact`` run folders whose made models the gallery lists beside the
+            release's neurons (:func:`v4compact.training.made.find_made_models`).
 
     Returns:
         The FastAPI application.
@@ -99,6 +103,7 @@ def create_app(
         pool=JobPool(max_workers=max_workers, max_queue=max_queue, time_limit_s=time_limit_s),
         max_models=max_models,
         max_upload_bytes=max_upload_bytes,
+        made=find_made_models(made),
     )
 
     if build:

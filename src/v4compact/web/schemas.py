@@ -8,6 +8,7 @@ import typing
 from pydantic import BaseModel, Field, create_model
 
 from ..data.catalog import SessionInfo
+from ..data.datasets import RELEASE_DATASET
 from ..models.calibration import SPIKE_UNITS
 from ..models.zoo import COMPACT
 
@@ -79,6 +80,8 @@ class NeuronCard(BaseModel):
     session_id: int
     neuron: int
     animal: str
+    dataset: str = Field(default=RELEASE_DATASET, description="the dataset of the neuron")
+    area: str = Field(default="V4", description="brain area of the neuron")
     num_filters: list[int] | None = None
     total_filters: int | None = None
     heldout: HeldOut | None = None
@@ -110,6 +113,46 @@ class NeuronDetail(NeuronCard):
     model_units: str = MODEL_UNITS
     settings: dict | None = None
     build_hint: str = ""
+
+
+class MadeCard(BaseModel):
+    """A gallery card of a model made by ``make-compact`` (``serve --made RUN``)."""
+
+    neuron_id: str = Field(description="'mylab:s01/7' (or '201025/10' for a release neuron)")
+    session_id: str
+    neuron: int
+    dataset: str
+    area: str = Field(description="brain area ('' when the session is not on this server)")
+    animal: str = ""
+    num_filters: list[int]
+    total_filters: int
+    num_parameters: int | None = None
+    scores: dict[str, float] = Field(
+        description="from the run's report: heldout_raw_r2_step2 (the made model), "
+        "teacher_heldout_raw_r2, released_heldout_raw_r2 (held-out raw R^2 on the real "
+        "responses), teacher_r2_distilled / teacher_r2_step2 (fidelity to the teacher: raw "
+        "R^2 on held-out corpus images)"
+    )
+
+
+class MadeDetail(MadeCard):
+    """A made model's page: its scores, where it came from, and held-out predictions."""
+
+    filters_before: list[int] = []
+    released_filters: list[int] | None = None
+    provenance: dict = Field(description="teacher, preset, passes, student width, corpus "
+                             "images and shards, pruning settings, run folder name")
+    heldout_points: dict[str, list[float] | list[int]] | None = Field(
+        default=None,
+        description="image_indices, measured (the session's units, averaged over repeats), "
+        "predicted (z-scored units), on the session's held-out images; null when the "
+        "session or its images are not on this server",
+    )
+    heldout_r2: float | None = Field(
+        default=None, description="raw R^2 of those predictions against the measured responses")
+    session_units: str = ""
+    model_units: str = MODEL_UNITS
+    note: str = ""
 
 
 class NetworkLayer(BaseModel):

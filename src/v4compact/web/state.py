@@ -184,6 +184,7 @@ class ExplorerState:
     max_models: int = 8
     max_upload_bytes: int = 10 * 1024 * 1024
     builder: Any = None  # the background SiteBuilder of 'v4compact serve', or None
+    made: dict = field(default_factory=dict)  # neuron id -> training.made.MadeModel
     _models: LRUCache = field(init=False)
     _misc: LRUCache = field(init=False)
     _population_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -279,7 +280,32 @@ class ExplorerState:
             ).eval(),
         )
 
-    def session(self, session_id: int):
+    # --- made models (serve --made RUN) ---------------------------------------------------
+    def made_entry(self, session_id: str, neuron: str):
+        """The :class:`~v4compact.training.made.MadeModel` of ``session_id/neuron``.
+
+        Raises:
+            UnknownNeuronError: no run given to this server made that neuron (HTTP 404).
+        """
+        from ..errors import UnknownNeuronError
+
+        entry = self.made.get(f"{session_id}/{neuron}")
+        if entry is None:
+            raise UnknownNeuronError(
+                f"no made model of neuron {str(session_id)[:40]}/{str(neuron)[:8]} on this "
+                "server; start it with 'v4compact serve --made RUN' for the run that made it")
+        return entry
+
+    def made_model(self, entry):
+        """The made model of an entry (cached), read from its ``.keras`` file."""
+        from ..models.registry import load_compact_model
+
+        return self._models.get_or_create(
+            ("made", str(entry.model_path)),
+            lambda: load_compact_model(entry.model_path, device=self.device).eval(),
+        )
+
+    def session(self, session_id: int | str):
         """A recording session (cached; its images are read lazily by the library)."""
         from ..data.session import load_session
 

@@ -104,6 +104,7 @@ const routes = [
   [/^\/?$/, gallery],
   [/^\/gallery$/, gallery],
   [/^\/neuron\/(\d{6})\/(\d{1,4})$/, neuronPage],
+  [/^\/made\/((?:[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9._-]{1,64})|\d{6})\/(\d{1,5})$/, madePage],
   [/^\/synthesize$/, synthesizePage],
   [/^\/try$/, tryPage],
   [/^\/sessions$/, sessionsPage],
@@ -126,7 +127,7 @@ async function route() {
   const section = path.split("/")[1] || "gallery";
   for (const a of document.querySelectorAll("[data-nav]")) {
     const target = a.dataset.nav;
-    const on = target === section || (target === "gallery" && section === "neuron")
+    const on = target === section || (target === "gallery" && (section === "neuron" || section === "made"))
       || (target === "sessions" && section === "session") || (target === "tutorials" && section === "tutorial");
     a.classList.toggle("active", on);
   }
@@ -151,19 +152,36 @@ window.addEventListener("DOMContentLoaded", route);
 
 // ---------- Gallery ----------
 let galleryCache = null;
+// A made model (serve --made RUN) as a gallery card: its report's held-out raw R² as the badge.
+function madeAsCard(m) {
+  const r2 = m.scores.heldout_raw_r2_step2;
+  return { ...m, kind: "made", built: true, health: "ok", problem: "", preferred_url: null,
+    heldout: r2 === undefined ? null : { metric: "raw_r2", value: r2,
+      label: "held-out raw R² of the made model (from its run's report)" } };
+}
 async function gallery(params) {
-  const cards = galleryCache || (galleryCache = await api("/api/neurons"));
-  const sessions = [...new Set(cards.map((c) => c.session_id))];
-  const animals = [...new Set(cards.map((c) => c.animal))];
+  if (!galleryCache) {
+    const [release, made] = await Promise.all([api("/api/neurons"), api("/api/made")]);
+    galleryCache = { release, made: made.map(madeAsCard) };
+  }
+  const release = galleryCache.release, made = galleryCache.made;
+  const cards = release.concat(made);
+  const sessions = [...new Set(cards.map((c) => String(c.session_id)))];
+  const animals = [...new Set(release.map((c) => c.animal))];
+  const allAnimals = [...new Set(cards.map((c) => c.animal).filter(Boolean))];
+  const datasets = [...new Set(cards.map((c) => c.dataset))];
+  const areas = [...new Set(cards.map((c) => c.area).filter(Boolean))];
   const state = {
+    dataset: params.get("dataset") || "",
+    area: params.get("area") || "",
     session: params.get("session") || "",
     animal: params.get("animal") || "",
     minR2: params.get("min_r2") || "",
     maxFilters: params.get("max_filters") || "",
     sort: params.get("sort") || "performance",
   };
-  const built = cards.filter((c) => c.built).length;
-  const disabled = cards.filter((c) => c.health !== "ok");
+  const built = release.filter((c) => c.built).length;
+  const disabled = release.filter((c) => c.health !== "ok");
   const monkeys = ["no", "one", "two", "three", "four", "five"][animals.length] || String(animals.length);
   const grid = el("div", { class: "cards", id: "gallery-cards" });
   const count = el("span", { class: "muted", id: "gallery-count" });
@@ -172,7 +190,13 @@ async function gallery(params) {
     sessions.map((s) => el("option", { value: s, text: s })));
   const selectAnimal = el("select", { id: "filter-animal" },
     el("option", { value: "", text: "all monkeys" }),
-    animals.map((a) => el("option", { value: a, text: a })));
+    allAnimals.map((a) => el("option", { value: a, text: a })));
+  const selectDataset = el("select", { id: "filter-dataset" },
+    el("option", { value: "", text: "all datasets" }),
+    datasets.map((d) => el("option", { value: d, text: d === "cowley2023" ? "cowley2023 (the release)" : d })));
+  const selectArea = el("select", { id: "filter-area" },
+    el("option", { value: "", text: "all areas" }),
+    areas.map((a) => el("option", { value: a, text: a })));
   const minR2 = el("input", { id: "filter-r2", type: "number", min: "0", max: "1", step: "0.05", placeholder: "0.0" });
   const maxFilters = el("input", { id: "filter-size", type: "number", min: "5", step: "5", placeholder: "any" });
   const sort = el("select", { id: "sort" },
@@ -181,10 +205,13 @@ async function gallery(params) {
     el("option", { value: "filters-desc", text: "most filters first" }),
     el("option", { value: "id", text: "session and number" }));
   selectSession.value = state.session; selectAnimal.value = state.animal;
+  selectDataset.value = state.dataset; selectArea.value = state.area;
   minR2.value = state.minR2; sort.value = state.sort; maxFilters.value = state.maxFilters;
 
   function render() {
     let list = cards.slice();
+    if (selectDataset.value) list = list.filter((c) => c.dataset === selectDataset.value);
+    if (selectArea.value) list = list.filter((c) => c.area === selectArea.value);
     if (selectSession.value) list = list.filter((c) => String(c.session_id) === selectSession.value);
     if (selectAnimal.value) list = list.filter((c) => c.animal === selectAnimal.value);
     const threshold = parseFloat(minR2.value);
@@ -196,9 +223,11 @@ async function gallery(params) {
     if (sort.value === "performance") list.sort((a, b) => perf(b) - perf(a));
     if (sort.value === "filters") list.sort((a, b) => total(a) - total(b));
     if (sort.value === "filters-desc") list.sort((a, b) => total(b) - total(a));
-    grid.replaceChildren(...list.map(card));
-    count.textContent = `${list.length} of ${cards.length} neurons shown`;
+    grid.replaceChildren(...list.map((c) => (c.kind === "made" ? madeCard(c) : card(c))));
+    count.textContent = `${list.length} of ${cards.length} ${made.length ? "models" : "neurons"} shown`;
     const query = new URLSearchParams();
+    if (selectDataset.value) query.set("dataset", selectDataset.value);
+    if (selectArea.value) query.set("area", selectArea.value);
     if (selectSession.value) query.set("session", selectSession.value);
     if (selectAnimal.value) query.set("animal", selectAnimal.value);
     if (minR2.value) query.set("min_r2", minR2.value);
@@ -207,10 +236,11 @@ async function gallery(params) {
     const hash = "#/" + (query.toString() ? "?" + query : "");
     if (location.hash !== hash && !(location.hash === "" && hash === "#/")) history.replaceState(null, "", hash);
   }
-  for (const input of [selectSession, selectAnimal, minR2, maxFilters, sort]) input.addEventListener("input", render);
+  for (const input of [selectDataset, selectArea, selectSession, selectAnimal, minR2, maxFilters, sort]) input.addEventListener("input", render);
 
   show(
-    el("h1", { text: `${cards.length} neurons from the visual cortex of ${monkeys} monkeys` }),
+    el("h1", { text: `${release.length} neurons from the visual cortex of ${monkeys} monkeys` +
+      (made.length ? `, and ${made.length} made ${made.length === 1 ? "model" : "models"}` : "") }),
     el("p", { class: "lead" },
       "Each card is one nerve cell (neuron) recorded in area V4, a part of the brain that helps " +
       `recognise shapes, colours and textures. The recordings come from ${monkeys} monkeys (${animals.join(", ")}). ` +
@@ -223,14 +253,20 @@ async function gallery(params) {
       "responses averaged over repeats, which trial-to-trial noise keeps below 1 even for a " +
       "perfect model). ", el("b", { text: "Filters" }),
       " is the size of the model: how many small pattern detectors it uses in each of its 5 layers."),
+    made.length ? explain(el("b", { text: "Made models" }), ` (${made.length}, marked "made") were distilled by ` +
+      "v4compact make-compact for neurons of your own recordings (datasets " +
+      datasets.filter((d) => d !== "cowley2023").join(", ") + "): same kind of compact model, made by " +
+      "this toolkit rather than by the paper's authors. Their page says which teacher and which images made them.") : null,
     disabled.length ? el("p", { class: "error", id: "gallery-disabled", role: "alert" },
       `${disabled.length} ${disabled.length === 1 ? "neuron is" : "neurons are"} switched off because ` +
       `${disabled.length === 1 ? "its model file is" : "their model files are"} missing or damaged: ` +
       disabled.map((c) => c.neuron_id).join(", ") + ". Their cards say how to fetch the files again.") : null,
-    built < cards.length ? el("p", { class: "note", id: "build-progress" },
-      `${built} of ${cards.length} ready`, el("span", { class: "muted", id: "build-progress-detail",
+    built < release.length ? el("p", { class: "note", id: "build-progress" },
+      `${built} of ${release.length} ready`, el("span", { class: "muted", id: "build-progress-detail",
         text: " (neurons with pictures and scores on this server; the others show \"no picture yet\")" })) : null,
     el("div", { class: "filters" },
+      el("label", {}, "Dataset", selectDataset),
+      el("label", {}, "Area", selectArea),
       el("label", {}, "Session", selectSession),
       el("label", {}, "Monkey", selectAnimal),
       el("label", {}, "Minimum R²", minR2),
@@ -239,7 +275,7 @@ async function gallery(params) {
       count),
     grid);
   render();
-  if (built < cards.length) watchBuild(built);
+  if (built < release.length) watchBuild(built);
 }
 
 // While the server builds pages in the background, keep "N of 219 ready" current (the
@@ -283,6 +319,16 @@ function card(c) {
         text: c.heldout ? `${metricSymbol(c.heldout)} ${fmt(c.heldout.value)}` : "R² n/a" })),
     el("div", { class: "meta", text: c.num_filters ? `filters ${c.num_filters.join("·")}` : "" }),
     ok ? null : el("div", { class: "problem", text: `Switched off: model file ${c.health}. ${c.problem}` }));
+}
+
+function madeCard(c) {
+  return el("a", { class: "card made", href: `#/made/${c.neuron_id}`, "data-neuron": c.neuron_id, "data-kind": "made" },
+    el("div", { class: "noimg", text: "made model" }),
+    el("div", { class: "title", text: `Neuron ${c.neuron_id}` }),
+    el("div", { class: "meta" }, `${c.dataset}${c.area ? " · " + c.area : ""} · `,
+      el("span", { class: "badge", title: c.heldout ? c.heldout.label : null,
+        text: c.heldout ? `raw R² ${fmt(c.heldout.value)}` : "R² n/a" })),
+    el("div", { class: "meta", text: `filters ${c.num_filters.join("·")} · made` }));
 }
 
 // ---------- Neuron page ----------
@@ -576,16 +622,23 @@ async function neuronPage(params, sid, idx) {
     } catch (error) { status.replaceChildren(); showError(status, error); }
   }
 
+  net.append(el("div", { class: "netgrid" }, networkLayers(network, showFilter), el("div", { class: "side" }, filterPanel)));
+}
+
+// The network's layers, one row of kernels each, and the readout map; onPick(layer, index)
+// is called when a kernel is clicked (null: a drawing only).
+function networkLayers(network, onPick) {
   const layersBox = el("div", { class: "layers" });
-  net.append(el("div", { class: "netgrid" }, layersBox, el("div", { class: "side" }, filterPanel)));
   for (const layer of network.layers) {
     const row = el("div", { class: "kernels" });
     layer.kernels.forEach((kernel, i) => {
       const canvas = el("canvas", { class: "kernel", title: `${layer.name} filter ${i}`, "data-layer": layer.name, "data-index": i,
-        role: "button", tabindex: "0", "aria-label": `${layer.name} filter ${i}` });
+        role: onPick ? "button" : "img", tabindex: onPick ? "0" : null, "aria-label": `${layer.name} filter ${i}` });
       drawKernel(canvas, kernel, layer.kernel_range, kernel[0][0].length === 3);
-      canvas.addEventListener("click", () => showFilter(layer.name, i));
-      canvas.addEventListener("keydown", (e) => { if (e.key === "Enter") showFilter(layer.name, i); });
+      if (onPick) {
+        canvas.addEventListener("click", () => onPick(layer.name, i));
+        canvas.addEventListener("keydown", (e) => { if (e.key === "Enter") onPick(layer.name, i); });
+      }
       row.append(canvas);
     });
     const what = layer.kind === "conv" ? "colour filters looking at the picture"
@@ -599,6 +652,80 @@ async function neuronPage(params, sid, idx) {
     el("div", { class: "layer-head", text: "readout: where in the picture the neuron looks" }),
     el("p", { class: "legend", text: "The last step adds up the layer-4 maps, weighted by position. Bright spots " +
       "are the parts of the picture that matter most (its \"receptive field\")." }), readout));
+  return layersBox;
+}
+
+// ---------- Made model page (serve --made RUN) ----------
+async function madePage(params, sid, idx) {
+  const id = `${sid}/${idx}`;
+  const base = `/api/made/${sid}/${idx}`;
+  const d = await api(base);
+  const s = d.scores;
+  const p = d.provenance;
+  const page = [];
+  page.push(el("p", {}, el("a", { href: "#/?dataset=" + encodeURIComponent(d.dataset), text: "← all neurons of " + d.dataset })));
+  page.push(el("h1", { text: `Neuron ${id}: a made model` }));
+  page.push(el("p", { class: "lead" },
+    `Neuron ${d.neuron} of session ${d.session_id} (dataset ${d.dataset}` + (d.area ? `, area ${d.area}` : "") +
+    (d.animal ? `, animal ${d.animal}` : "") + "). This compact model was made with v4compact make-compact: " +
+    "a big \"teacher\" network predicted the neuron on many pictures, and a small \"student\" network learned " +
+    `to copy it, then lost the filters it did not need. It has ${d.total_filters} filters in 5 layers ` +
+    `(${d.num_filters.join(" · ")}).`));
+
+  const scores = el("section", { class: "panel", id: "made-scores" });
+  scores.append(el("h2", { text: "How well does it predict the real neuron?" }));
+  scores.append(explain("Raw R² on the held-out half of the session: pictures neither the teacher's mapping nor the " +
+    "student saw. 0 = not at all, 1 = perfectly (trial-to-trial noise keeps it below 1). " +
+    "\"Fidelity\" is how closely the student copies its teacher (raw R² on held-out training pictures)."));
+  const rows = [["this made model (held-out raw R²)", s.heldout_raw_r2_step2],
+    ["its teacher (held-out raw R²)", s.teacher_heldout_raw_r2],
+    ["the released compact model of this neuron (held-out raw R²)", s.released_heldout_raw_r2],
+    ["fidelity to the teacher after distillation", s.teacher_r2_distilled],
+    ["fidelity to the teacher after pruning and retraining", s.teacher_r2_step2]];
+  scores.append(el("table", { class: "facts", id: "made-score-table" },
+    rows.filter(([, v]) => v !== undefined).map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: fmt(v, 3) })))));
+  const scatterBox = el("div", { id: "scatter", class: "chart" });
+  const points = d.heldout_points;
+  if (points) {
+    scores.append(el("p", { id: "made-heldout" }, el("b", { text: `raw R² = ${fmt(d.heldout_r2, 3)}` }),
+      el("span", { class: "muted", text: ` on the ${points.measured.length} held-out pictures of this server's copy of ` +
+        `session ${d.session_id}, computed now. Each dot is one picture: left-right the measured response ` +
+        `(${d.session_units}), up-down the model's output (${d.model_units}).` })));
+    scatterBox.append(scatterPlot({ x: points.measured, y: points.predicted,
+      xLabel: `measured (${d.session_units})`, yLabel: `model output (${d.model_units})`, title: "measured vs predicted" }));
+  } else if (d.note) {
+    scores.append(el("p", { class: "note", id: "made-note", text: d.note }));
+  }
+  scores.append(scatterBox);
+  page.push(scores);
+
+  const prov = el("section", { class: "panel", id: "provenance" });
+  prov.append(el("h2", { text: "Where this model came from" }));
+  const facts = [["teacher", p.teacher], ["recipe (preset)", p.preset], ["passes over the pictures", p.passes],
+    ["student width before pruning", p.student_width ? p.student_width.join(" · ") : null],
+    ["corpus pictures (trained on + held out)", p.corpus_images ? Number(p.corpus_images).toLocaleString() : null],
+    ["picture files", p.corpus_shards && p.corpus_shards.length ? p.corpus_shards.join(", ") : null],
+    ["filters before pruning", d.filters_before.length ? d.filters_before.join(" · ") : null],
+    ["filters after pruning", d.num_filters.join(" · ")],
+    ["released model's filters", d.released_filters ? d.released_filters.join(" · ") : null],
+    ["pruning", p.pruning && p.pruning.threshold !== null ? `threshold ${p.pruning.threshold}, ${p.pruning.convention}` : null],
+    ["parameters", d.num_parameters], ["outputs", p.units], ["run folder", p.run]];
+  prov.append(el("table", { class: "facts", id: "provenance-table" },
+    facts.filter(([, v]) => v !== null && v !== undefined && v !== "").map(([k, v]) =>
+      el("tr", {}, el("th", { text: k }), el("td", { text: String(v) })))));
+  page.push(prov);
+
+  const net = el("section", { class: "panel network", id: "network" });
+  net.append(el("h2", { text: "Inside the model, layer by layer" }));
+  net.append(explain("Each small square is one filter: a tiny pattern detector. In layer 0 the squares show the " +
+    "colours each filter looks for; in later layers red means \"add\" and blue means \"subtract\"."));
+  page.push(net);
+  view.replaceChildren(...page);
+  try {
+    const network = await api(`${base}/network`);
+    net.append(el("p", { class: "muted", text: `${network.num_parameters.toLocaleString()} numbers (parameters) in total.` }),
+      networkLayers(network, null));
+  } catch (error) { showError(net, error); }
 }
 
 // ---------- Synthesize ----------
