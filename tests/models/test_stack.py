@@ -176,8 +176,15 @@ def test_every_kernel_choice_computes_the_same_training_step(released, pointwise
     want, want_grads = outputs_and_grads(reference)
     got, got_grads = outputs_and_grads(chosen)
     assert (got - want).abs().max() / want.std() < 1e-4  # batch statistics of 4 images
-    for g, w in zip(got_grads, want_grads, strict=True):
-        assert (g - w).abs().max() <= 1e-4 * w.abs().max() + 1e-12
+    # the exact step (float64) is the yardstick: the batch-norm gradients of a summed output
+    # cancel, so float32 rounding alone moves the default kernels' gradients by up to ~1e-3
+    # of their largest entry (with one thread): a kernel choice is as close to it as 1e-4 of
+    # the largest entry, or as close as the default kernels are
+    x, own = x.double(), own.double()
+    _, exact_grads = outputs_and_grads(copy.deepcopy(reference).double())
+    for g, w, e in zip(got_grads, want_grads, exact_grads, strict=True):
+        floor = (w.double() - e).abs().max()
+        assert (g.double() - e).abs().max() <= max(2 * floor, 1e-4 * e.abs().max()) + 1e-12
 
 
 def test_bad_kernel_choices_are_refused(released):
