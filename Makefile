@@ -18,7 +18,16 @@ export V4COMPACT_DATA := $(abspath ../shared/v4data)
 endif
 endif
 
-.PHONY: install browser run test lint bench clean
+.PHONY: install vendor browser run test lint bench clean
+
+# The static site's JavaScript runtime (TensorFlow.js, pinned in frontend/package-lock.json)
+# from the npm registry, copied into the package (src/v4compact/web/static/vendor/, not in git);
+# a wheel built after it ships those files, so its users need no Node.js.
+VENDOR := src/v4compact/web/static/vendor/versions.json
+$(VENDOR): frontend/package.json frontend/package-lock.json frontend/build.mjs
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+vendor: $(VENDOR)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test,export,web,nwb]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENDOR)
 
 # Headless Chromium for the explorer's browser tests (Debian's package; Playwright drives it).
 # apt-get fails at once while another apt or dpkg holds its lock: wait for it (up to 10 min).
@@ -73,4 +82,4 @@ bench: install
 	$(PY) benchmarks/load_test.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache frontend/node_modules src/v4compact/web/static/vendor

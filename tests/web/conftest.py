@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+#: Debian's chromium, which the browser tests drive through Playwright (no browser download).
+CHROMIUM = Path("/usr/bin/chromium")
+#: Its switches here: no sandbox as root, no GPU, and none of its own network traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 #: Neurons of the small test site: one whose session has its photos in the data copy and
 #: one whose session has none (211022), so both kinds of page are exercised.
@@ -153,3 +170,43 @@ def made_app(made_run, site_cache, notebooks_dir, data_dir):
 
     return create_app(data_dir=data_dir, cache_dir=site_cache, notebooks_dir=notebooks_dir,
                       max_workers=2, made=[made_run])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright, one per test module."""
+    if not CHROMIUM.exists():
+        pytest.fail("browser tests need Debian's chromium: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextmanager
+def static_server(folder: Path):
+    """A real ``python -m http.server`` serving ``folder`` on a free loopback port (no
+    project code in the server); yields ``http://127.0.0.1:<port>``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+         str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if process.poll() is not None:
+                pytest.fail(f"python -m http.server exited with {process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("python -m http.server did not answer within 10 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -15,16 +15,6 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture(scope="module")
 def base_url(site_cache, notebooks_dir, data_dir):
@@ -34,18 +24,6 @@ def base_url(site_cache, notebooks_dir, data_dir):
     app = create_app(data_dir=data_dir, cache_dir=site_cache, notebooks_dir=notebooks_dir)
     with running_server(app) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("browser tests need Debian's chromium: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _new_page(browser, base_url, width: int = 1280, height: int = 900):

@@ -69,6 +69,13 @@ def test_gallery_lists_made_models_with_dataset_and_area(made_client, lab_datase
         assert np.isfinite(card["scores"]["heldout_raw_r2_step2"])
 
 
+def test_the_sessions_page_lists_the_release_beside_imported_sessions(made_client,
+                                                                      lab_datasets):
+    response = made_client.get("/api/sessions")
+    assert response.status_code == 200, response.text
+    assert len(response.json()) == 50  # the release's; lab:s1 has its made models' pages
+
+
 def test_made_model_page_scores_provenance_and_network(made_client, lab_datasets, made_run):
     from v4compact.data.session import load_session
 

@@ -98,6 +98,38 @@ def register(subparsers, parents) -> None:
     build.add_argument("--force", action="store_true", help="rebuild even what is current")
     build.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     build.set_defaults(func=_build)
+    export = sub.add_parser(
+        "export",
+        parents=parents,
+        help="write the explorer as a static website (models run in the visitor's browser)",
+        description="Write a self-contained static website: the explorer's pages, the models' "
+        "weights and the precomputed pictures and scores. Any static file server serves it "
+        "as it is (python -m http.server, GitHub Pages under a sub-path, a USB stick); the "
+        "visitor's browser runs the models (predictions, activation maps, filter ablation, "
+        "synthesis) with the TensorFlow.js files the export includes, and no request leaves "
+        "the site. Neurons not built in --cache-dir yet are built first (as 'site build').",
+        epilog="Check it locally: python -m http.server --directory DIR, then open "
+        "http://127.0.0.1:8000/ (docs/website.md: publishing on GitHub Pages).",
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="the site's folder")
+    export.add_argument("--neurons", nargs="+", metavar="ID", default=None,
+                        help="neuron ids (201025/10) or session ids (201025); default: all 219")
+    export.add_argument("--sessions", nargs="+", metavar="SESSION", default=None,
+                        help="export every neuron of these sessions")
+    export.add_argument("--made", action="append", default=[], metavar="RUN",
+                        help="also the models made by 'make-compact --out RUN' (repeatable)")
+    export.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="the asset cache of 'site build' / 'serve' (default: theirs)")
+    export.add_argument("--no-build", action="store_true",
+                        help="export what the cache holds; unbuilt neurons have no pictures")
+    export.add_argument("--repo-url", default=None, metavar="URL",
+                        help="the public GitHub repository for 'Open in Colab' links (default: "
+                        "$V4COMPACT_REPO_URL / the package's setting; none: no Colab links)")
+    export.add_argument("--steps", type=int, default=SiteDefaults.steps,
+                        help="synthesis steps of the neurons it builds")
+    export.add_argument("--seeds", type=int, default=SiteDefaults.seeds,
+                        help="preferred images per neuron of the neurons it builds")
+    export.set_defaults(func=_export)
     site.set_defaults(func=lambda args: (site.print_help(), 2)[1])
 
 
@@ -232,3 +264,13 @@ def _build(args: argparse.Namespace) -> int:
     print(f"{report.summary()} -> {cache_dir}")
     print(f"time per stage: {times.line()}")
     return 1 if report.failed and not (report.built or report.skipped) else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..web.siteexport import export_site
+
+    settings = _site_settings(args.steps, args.seeds, "upstream", None)
+    export_site(args.out, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                neurons=args.neurons, sessions=args.sessions, made=args.made,
+                repo_url=args.repo_url, build=not args.no_build, settings=settings)
+    return 0

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 
 from ...data import paths
 from ...data.catalog import list_sessions, session_info
+from ...data.datasets import RELEASE_DATASET
 from ...errors import UnknownSessionError
 from .. import assets
 from ..schemas import SessionSummary
@@ -41,8 +42,9 @@ def _summary(request: Request, info) -> SessionSummary:
 
 @router.get("", response_model=list[SessionSummary])
 def sessions(request: Request) -> list[SessionSummary]:
-    """All 50 recording sessions with their metadata."""
-    return [_summary(request, info) for info in list_sessions()]
+    """All 50 recording sessions of the release with their metadata (imported sessions have
+    no session page: their made models have theirs, ``/api/made``)."""
+    return [_summary(request, info) for info in list_sessions(dataset=RELEASE_DATASET)]
 
 
 @router.get("/{session_id}", response_model=SessionSummary)

@@ -4,6 +4,12 @@
 "use strict";
 
 const view = document.getElementById("view");
+// The static site (v4compact site export) defines window.V4_SITE (static/site.js): it answers
+// the API from the exported files and computes predictions, activation maps, ablations and
+// synthesis in this browser. The served explorer has none, and asks its server.
+const SITE = window.V4_SITE || null;
+// An API URL as this page can load it (the static site maps /api/... to its data/ files).
+function u(path) { return SITE ? SITE.url(path) : path; }
 let cleanup = []; // functions run when leaving a view (close streams, stop the webcam)
 
 // ---------- tiny DOM helpers ----------
@@ -50,6 +56,7 @@ const Z_UNITS_EXPLAINED = "Model outputs are in z-scored units, not spikes: 0 is
   "average response to natural photos and 1 is one standard deviation above it.";
 
 async function api(path, options = {}) {
+  if (SITE) return SITE.api(path, options);
   const response = await fetch(path, options);
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
@@ -519,7 +526,7 @@ async function neuronPage(params, sid, idx) {
     for (const [key, title] of rows) {
       nat.append(el("h3", { text: title }));
       nat.append(imageStrip(detail.natural[key].map((item) => ({
-        src: `/api/sessions/${detail.session_id}/images/${item.image}.png`,
+        src: u(`/api/sessions/${detail.session_id}/images/${item.image}.png`),
         alt: `photo ${item.image}`,
         caption: item.predicted_spikes === null || item.predicted_spikes === undefined
           ? `measured ${fmt(item.measured, 1)} spikes · model ${fmt(item.predicted, 2)} z`
@@ -569,7 +576,7 @@ async function neuronPage(params, sid, idx) {
   // images for activation maps: the neuron's top photos, or its preferred pictures
   const choices = [];
   if (detail.natural) for (const item of detail.natural.top_predicted.slice(0, 4).concat(detail.natural.bottom_predicted.slice(0, 2))) {
-    choices.push({ key: `s${item.image}`, src: `/api/sessions/${detail.session_id}/images/${item.image}.png`, caption: `photo ${item.image}` });
+    choices.push({ key: `s${item.image}`, src: u(`/api/sessions/${detail.session_id}/images/${item.image}.png`), caption: `photo ${item.image}` });
   }
   for (const p of detail.preferred || []) choices.push({ key: `p${p.seed}`, src: p.url, caption: `invented ${p.seed}` });
   let chosenImage = choices.length ? choices[0].key : null;
@@ -589,9 +596,11 @@ async function neuronPage(params, sid, idx) {
     for (const k of net.querySelectorAll(".kernel")) k.classList.toggle("selected", k.dataset.layer === layer && Number(k.dataset.index) === index);
     filterPanel.replaceChildren(el("h3", { text: `${layer}, filter ${index}` }));
     if (chosenImage) {
-      const img = el("img", { class: "mapimg", alt: `activation of ${layer} filter ${index}`,
-        src: `${base}/activation.png?layer=${layer}&filter=${index}&image=${chosenImage}` });
       const chosen = choices.find((c) => c.key === chosenImage);
+      const img = SITE
+        ? SITE.activation(id, layer, index, chosen.src, drawHeat)
+        : el("img", { class: "mapimg", alt: `activation of ${layer} filter ${index}`,
+          src: `${base}/activation.png?layer=${layer}&filter=${index}&image=${chosenImage}` });
       mapBox.replaceChildren(
         el("div", { class: "thumb" }, el("img", { class: "big", src: chosen.src, alt: "chosen picture" }), el("span", { text: "picture" })),
         el("div", { class: "thumb" }, img, el("span", { text: "where the filter responds (bright = strong)" })));
@@ -807,7 +816,7 @@ async function synthesizePage(params) {
     };
     // fetch, not EventSource: a request refused before the stream starts (unknown neuron,
     // bad settings) is a JSON error whose message EventSource could not read
-    readEvents("/api/synthesize/stream?" + query, handlers, controller.signal)
+    (SITE ? SITE.stream : readEvents)("/api/synthesize/stream?" + query, handlers, controller.signal)
       .then((ended) => { if (!ended && running === controller) problem("the connection was lost before the end"); })
       .catch((error) => { if (error.name !== "AbortError") problem(error.message); })
       .finally(() => { if (running === controller) { running = null; start.disabled = false; stop.disabled = true; } });
@@ -869,7 +878,7 @@ async function tryPage() {
   // pick: a few photos of a recording session
   const picks = el("div", { class: "strip", id: "try-picks" });
   for (const index of [0, 7, 42, 99, 150, 333, 512, 777]) {
-    const src = `/api/sessions/201025/images/${index}.png`;
+    const src = u(`/api/sessions/201025/images/${index}.png`);
     const img = el("img", { src, alt: `photo ${index}`, title: "use this photo" });
     img.addEventListener("click", async () => send(await (await fetch(src)).blob(), `photo${index}.png`));
     picks.append(el("div", { class: "thumb selectable" }, img));
@@ -917,7 +926,8 @@ async function tryPage() {
     pick: el("div", {}, el("p", { text: "Or click one of the photos the monkeys saw:" }), picks),
     draw: el("div", {}, el("p", { text: "Or draw something (try stripes, curves or blobs of colour):" }), canvas,
       el("p", {}, "colour ", color, " ", useDrawing, " ", clearButton)),
-    webcam: el("div", {}, el("p", { text: "Or use your camera (the picture stays on this computer's server)." }), video,
+    webcam: el("div", {}, el("p", { text: SITE ? "Or use your camera (the picture stays in this browser: the models run here)."
+      : "Or use your camera (the picture stays on this computer's server)." }), video,
       el("p", {}, camStart, " ", camSnap, " ", camStatus)),
   };
   const tabs = el("div", { class: "tabs" });
@@ -1038,8 +1048,9 @@ async function tutorialPage(params, name) {
   const book = await api(`/api/tutorials/${name}`);
   const items = [el("p", {}, el("a", { href: "#/tutorials", text: "← all tutorials" })),
     // without a public copy the notebook's own first cell says so
-    book.colab_url
-      ? el("p", {}, el("a", { class: "button", href: book.colab_url, target: "_blank", rel: "noopener", text: "Open in Colab" }))
+    book.colab_url || SITE
+      ? el("p", {}, book.colab_url ? el("a", { class: "button", href: book.colab_url, target: "_blank", rel: "noopener", text: "Open in Colab" }) : null,
+        " ", SITE ? el("a", { class: "button secondary", id: "tutorial-download", href: SITE.notebookUrl(name), download: `${name}.ipynb`, text: "Download the notebook" }) : null)
       : null].filter((n) => n !== null);
   for (const cell of book.cells) {
     if (cell.kind === "markdown") items.push(el("div", { class: "nb-cell" }, markdown(cell.source)));
