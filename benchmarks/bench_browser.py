@@ -19,12 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -120,24 +116,6 @@ def _write_site(folder: Path) -> list[str]:
     return urls
 
 
-def _serve(folder: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
-                               "127.0.0.1", "--directory", str(folder)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(url + "index.html", timeout=1):
-                return server, url
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("python -m http.server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neuron", default="201025/10", help="the one model timed alone")
@@ -147,6 +125,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from v4compact import load_session
+    from v4compact.web.server import serve_folder
 
     session = load_session(201025)
     _, heldout = session.heldout_split()
@@ -155,25 +134,20 @@ def main() -> None:
         started = time.perf_counter()
         urls = _write_site(Path(tmp))
         written = time.perf_counter() - started
-        server, base = _serve(Path(tmp))
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                                     args=CHROMIUM_ARGS)
-                print(f"chromium {browser.version} headless, {os.cpu_count()} cores; "
-                      f"TensorFlow.js 4.22.0; one model: {args.neuron}; weights of 219 models "
-                      f"written in {written:.1f} s")
-                rows = []
-                for backend in args.backends.split(","):
-                    page = browser.new_page()
-                    page.goto(base + "index.html")
-                    rows.append(page.evaluate(BENCH_JS, [backend, f"models/{args.neuron}.json",
-                                                         urls, args.steps, photo]))
-                    page.close()
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with serve_folder(tmp) as origin, sync_playwright() as playwright:
+            base = origin + "/"
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            print(f"chromium {browser.version} headless, {os.cpu_count()} cores; "
+                  f"TensorFlow.js 4.22.0; one model: {args.neuron}; weights of 219 models "
+                  f"written in {written:.1f} s")
+            rows = []
+            for backend in args.backends.split(","):
+                page = browser.new_page()
+                page.goto(base + "index.html")
+                rows.append(page.evaluate(BENCH_JS, [backend, f"models/{args.neuron}.json",
+                                                     urls, args.steps, photo]))
+                page.close()
+            browser.close()
     print(f"\n| backend | float32 | start (ms) | load 1 model (ms) | forward, 1 image (ms) | "
           f"{args.steps} gradient steps (s) | load 219 models (s) | "
           "219 predictions, 1 photo: first / again (s) |")

@@ -48,6 +48,11 @@ NOT_RUN_HERE = {
     "tests/web/test_cli.py::test_site_build_is_incremental runs these options on one",
     "v4compact site build --heldout-images 100 --no-sessions --no-stats": "builds all 219 "
     "neurons; tests/web/test_cli.py::test_site_build_is_incremental runs these options on one",
+    "v4compact site build": "builds all 219 neurons (9 minutes here); "
+    "tests/web/test_cli.py::test_site_build_is_incremental builds one",
+    "v4compact site export --out site/": "builds and exports all 219 neurons (10 minutes "
+    "here); docs/website.md's one-neuron export runs here, and tests/web/test_static_site.py "
+    "exports all 219 from a small cache and drives the site in Chromium",
     "v4compact site build --neurons 201025/10 190923": "builds 34 neurons (minutes); "
     "tests/web/test_cli.py::test_site_build_is_incremental builds one by id",
     "v4compact data fetch": "downloads the raw responses of 48 sessions, which are not in the "

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -185,28 +180,9 @@ def browser():
         chromium.close()
 
 
-@contextmanager
 def static_server(folder: Path):
     """A real ``python -m http.server`` serving ``folder`` on a free loopback port (no
-    project code in the server); yields ``http://127.0.0.1:<port>``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-         str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if process.poll() is not None:
-                pytest.fail(f"python -m http.server exited with {process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("python -m http.server did not answer within 10 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    project code in the server); a context manager yielding ``http://127.0.0.1:<port>``."""
+    from v4compact.web.server import serve_folder
+
+    return serve_folder(folder)

@@ -1,5 +1,6 @@
 """Run the explorer in a background thread on the loopback interface (tests, benchmarks,
-screenshots). ``v4compact serve`` runs it in the foreground instead."""
+screenshots), or serve an exported static site with a plain ``http.server``. ``v4compact
+serve`` runs the explorer in the foreground instead."""
 
 from __future__ import annotations
 
@@ -77,3 +78,39 @@ def wait_until_serving(url: str, process=None, log=None, timeout_s: float = 120.
         except httpx.HTTPError:
             time.sleep(0.2)
     raise RuntimeError(f"the server at {url} did not answer within {timeout_s:.0f} s")
+
+
+@contextmanager
+def serve_folder(folder: str | Path, host: str = "127.0.0.1",
+                 timeout_s: float = 10.0) -> Iterator[str]:
+    """Serve a folder (an exported static site) with a plain ``python -m http.server`` in a
+    child process, as a user checks an export: no project code serves it. Yields the base
+    URL ``http://<host>:<port>`` and stops the server when the block ends.
+
+    Raises:
+        RuntimeError: the server exited or did not answer within ``timeout_s``.
+    """
+    import subprocess
+    import sys
+
+    port = free_port(host)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", host, "--directory",
+         str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"python -m http.server exited with {process.returncode}")
+            try:
+                socket.create_connection((host, port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"python -m http.server did not answer on {host}:{port}") from None
+                time.sleep(0.05)
+        yield f"http://{host}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout_s)
