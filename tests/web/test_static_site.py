@@ -257,3 +257,16 @@ def test_export_refuses_a_folder_that_is_not_an_export(tmp_path, capsys):
     assert (tmp_path / "mine.txt").read_text() == "keep me"
     assert main(["site", "export", "--out", str(tmp_path / "x"), "--neurons", "999999"]) == 1
     assert "has no compact models" in capsys.readouterr().err
+
+
+def test_opened_from_disk_it_says_how_to_serve_it(browser, site):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto((site / "index.html").as_uri())
+        page.wait_for_selector("main .error")
+        assert page.inner_text("main .error") == (
+            "Problem: this site must be served, not opened from disk: run 'python -m "
+            "http.server' in its folder and open http://127.0.0.1:8000/")
+    finally:
+        context.close()

@@ -16,7 +16,13 @@
     constructor(message, status = 404) { super(message); this.status = status; }
   }
 
+  // Opened straight from disk, the browser refuses the page's requests for its own files
+  // (Chromium: "Cross origin requests are only supported for ... http, https").
+  const FROM_DISK = "this site must be served, not opened from disk: run 'python -m http.server' " +
+    "in its folder and open http://127.0.0.1:8000/";
+
   async function getJson(url) {
+    if (location.protocol === "file:") throw new NotInExport(FROM_DISK, 0);
     const response = await fetch(url);
     if (!response.ok) {
       throw new NotInExport(response.status === 404
