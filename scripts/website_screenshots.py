@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from v4compact import config
 
         zip_path = config.data_dir() / "data_V4_responses/images/images_210225.zip"
-        photo = args.out.parent / ".website_photo.jpg"
+        photo = Path(tempfile.mkdtemp(prefix="v4-website-")) / "photo.jpg"
         with zipfile.ZipFile(zip_path) as zf:
             photo.write_bytes(zf.read(sorted(n for n in zf.namelist()
                                              if n.endswith(".jpg"))[21]))
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_selector(ready)
                 page.wait_for_load_state("networkidle")
                 seconds = time.perf_counter() - started
+                first_view = sum(transferred)
                 if action == "ablate":
                     page.locator('canvas.kernel[data-layer="layer3"][data-index="0"]').click()
                     page.wait_for_selector("#filter-panel .ablation-text")
@@ -92,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                     page.set_input_files("#try-file", str(photo))
                     page.wait_for_selector("#response-bars .bar")
                 target = args.out / f"website_{name}{suffix}.png"
-                page.screenshot(path=str(target), full_page=name != "try" or bool(suffix))
-                print(f"{name:<11} {width:>5} px  ready {seconds:5.2f} s  transferred "
-                      f"{sum(transferred) / 1e6:6.2f} MB before any click  -> {target}")
+                page.screenshot(path=str(target),
+                                full_page=name in ("neuron", "synthesize", "session", "made"))
+                print(f"{name:<11} {width:>5} px  ready {seconds:5.2f} s  first view "
+                      f"{first_view / 1e6:5.2f} MB" + (f", then {action} "
+                      f"{(sum(transferred) - first_view) / 1e6:5.2f} MB" if action else "")
+                      + f"  -> {target}")
             context.close()
         browser.close()
     return 0

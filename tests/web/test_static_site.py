@@ -81,7 +81,8 @@ def test_gallery_and_neuron_page_from_static_files(page):
     assert page.locator("#gallery-cards .card").count() == 219 + len(MADE_NEURONS)
     page.select_option("#filter-dataset", "lab")
     assert page.locator("#gallery-cards .card").count() == len(MADE_NEURONS)
-    assert not any("/models/" in u for u in page.requests)  # the gallery loads no model
+    # the gallery loads no model, nor the runtime (TensorFlow.js loads when a page computes)
+    assert not any("/models/" in u or "/vendor/" in u for u in page.requests)
     started = time.perf_counter()
     page.goto(f"./#/neuron/{SITE_NEURONS[0]}")
     page.wait_for_selector("#scatter svg circle")

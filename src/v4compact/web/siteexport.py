@@ -147,6 +147,18 @@ def data_path(route: str, suffix: str = "") -> str:
     return "data/" + route[len("/api/"):].replace(":", "@") + suffix
 
 
+def _drawing(value, digits: int = 4):
+    """A network drawing with its weights to ``digits`` significant digits (they only set
+    colours on the page): the frozen files shrink by half."""
+    if isinstance(value, dict):
+        return {k: _drawing(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drawing(v, digits) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    return value
+
+
 def _relative_urls(value):
     """Every ``/api/...`` URL inside a frozen answer made relative to the site's root."""
     if isinstance(value, dict):
@@ -242,6 +254,24 @@ def export_site(out: str | os.PathLike, *, data_dir=None, cache_dir=None,
     return report
 
 
+def _card_thumbnail(freezer: _Freezer, card: dict) -> dict:
+    """A gallery card whose picture is a small JPEG of its preferred image (3-4 kB instead of a
+    28 kB PNG: the first view of the gallery stays under 2 MB)."""
+    import io
+
+    from PIL import Image
+
+    url = card.get("preferred_url")
+    if url:
+        relative = data_path(url).rsplit(".", 1)[0] + ".card.jpg"
+        with Image.open(io.BytesIO(freezer.fetch(url))) as image:
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, "JPEG", quality=85)
+        freezer.write(relative, buffer.getvalue())
+        card = {**card, "preferred_url": relative}
+    return _relative_urls(card)
+
+
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
                                               and not (out / "data" / "site.json").is_file())):
@@ -256,13 +286,13 @@ def _freeze_pages(freezer: _Freezer, chosen: list[str], data_dir: Path) -> list[
     from ..data.datasets import RELEASE_DATASET
 
     keep = set(chosen)
-    freezer.json("/api/neurons", lambda cards: _relative_urls(
-        [c for c in cards if c["neuron_id"] in keep]))
+    freezer.json("/api/neurons", lambda cards: [
+        _card_thumbnail(freezer, c) for c in cards if c["neuron_id"] in keep])
     photos: dict[int, set[int]] = {201025: set(TRY_PHOTOS)}
     for neuron_id in chosen:
         sid, idx = neuron_id.split("/")
         detail = freezer.json(f"/api/neurons/{sid}/{idx}", _relative_urls)
-        freezer.json(f"/api/neurons/{sid}/{idx}/network")
+        freezer.json(f"/api/neurons/{sid}/{idx}/network", _drawing)
         for item in detail.get("preferred") or []:
             freezer.file(f"/api/neurons/{sid}/{idx}/preferred/{item['seed']}.png")
         for rows in (detail.get("natural") or {}).values():
@@ -270,7 +300,7 @@ def _freeze_pages(freezer: _Freezer, chosen: list[str], data_dir: Path) -> list[
     made = freezer.json("/api/made")
     for card in made:
         freezer.json(f"/api/made/{card['session_id']}/{card['neuron']}")
-        freezer.json(f"/api/made/{card['session_id']}/{card['neuron']}/network")
+        freezer.json(f"/api/made/{card['session_id']}/{card['neuron']}/network", _drawing)
     model_sessions = {int(n.split("/")[0]) for n in chosen}
     release = list_sessions(dataset=RELEASE_DATASET)
     figures = set()
@@ -394,9 +424,8 @@ def _write_page_code(out: Path) -> None:
     for name in [*versions["files"], "versions.json"]:
         shutil.copyfile(static / "vendor" / name, target / "vendor" / name)
     html = (static / "index.html").read_text()
-    scripts = "".join(f'  <script src="static/{name}" defer></script>\n' for name in (
-        "vendor/tf-core.min.js", "vendor/tf-backend-cpu.min.js", "vendor/tf-backend-webgl.min.js",
-        "vendor/tf-backend-wasm.min.js", "v4runtime.js", "v4synth.js", "site.js"))
+    # site.js loads the runtime (vendor/, v4runtime.js, v4synth.js) when first needed
+    scripts = '  <script src="static/site.js" defer></script>\n'
     html = html.replace('href="/static/', 'href="static/').replace('src="/static/', 'src="static/')
     html = html.replace('  <script src="static/app.js" defer></script>\n',
                         scripts + '  <script src="static/app.js" defer></script>\n')

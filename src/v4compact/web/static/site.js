@@ -7,7 +7,21 @@
 "use strict";
 
 (function () {
-  const V4 = window.V4;
+  // The runtime (TensorFlow.js and the models, 1 MB) loads when a page first computes
+  // something, not with the gallery: scripts next to this one, in this order.
+  const HERE = document.currentScript ? document.currentScript.src : document.baseURI;
+  const RUNTIME = ["vendor/tf-core.min.js", "vendor/tf-backend-cpu.min.js", "vendor/tf-backend-webgl.min.js",
+    "vendor/tf-backend-wasm.min.js", "v4runtime.js", "v4synth.js"];
+  let V4 = null;
+  function loadScript(name) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = new URL(name, HERE).href;
+      script.onload = resolve;
+      script.onerror = () => reject(new Error(`could not load ${name}: the export is incomplete; export the site again`));
+      document.head.append(script);
+    });
+  }
   // Files of one API route: /api/neurons/201025/10 -> data/neurons/201025/10 (+ .json); the
   // same rule as v4compact.web.siteexport.data_path (":" of user ids becomes "@").
   const dataPath = (route, suffix = "") => "data/" + route.slice("/api/".length).replace(/:/g, "@") + suffix;
@@ -43,6 +57,8 @@
   // software (no GPU: SwiftShader), 50-60x slower here than WebAssembly, which computes in
   // exact float32 with XNNPACK; ?backend=cpu|webgl|wasm in the page's address forces one.
   const ready = () => cached("runtime", async () => {
+    for (const name of RUNTIME) await loadScript(name);
+    V4 = window.V4;
     const asked = new URLSearchParams(location.search).get("backend");
     let backend = await V4.init(asked || "auto");
     if (!asked && V4.backendInfo().software) backend = await V4.init("wasm");
