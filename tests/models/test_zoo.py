@@ -267,8 +267,9 @@ def _written_hints() -> list[tuple[str, str]]:
                 hints += [(where, text) for a in args if (text := _literal(a)) is not None]
             elif (text := _literal(node)) is not None:
                 hints += [(where, group) for group in _hint_groups(text)]
+    static = REPO / "src/v4compact/web/static"  # the page code, not the vendored runtime
     for path in sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md"),
-                        *(REPO / "src/v4compact/web/static").rglob("*.*")]):
+                        *(p for p in static.rglob("*.*") if "vendor" not in p.parts)]):
         text = path.read_text(encoding="utf-8")
         hints += [(str(path.relative_to(REPO)), group) for group in _hint_groups(text)]
     return hints

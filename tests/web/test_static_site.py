@@ -93,6 +93,8 @@ def test_gallery_and_neuron_page_from_static_files(page):
     assert len(models) <= 1  # a neuron page loads at most its own model
     page.goto(f"./#/made/{MADE_NEURONS[1]}")
     page.wait_for_selector("#provenance-table")
+    page.goto("./#/about")
+    assert "run in your own browser" in page.inner_text("#about-static")
 
 
 def test_filter_ablation_in_the_page_equals_python(page, data_dir):

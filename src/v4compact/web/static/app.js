@@ -809,7 +809,8 @@ async function synthesizePage(params) {
             el("span", { text: `${item.neuron_id} · output ${fmt(item.response, 2)} z` }),
             el("a", { href: item.png, download: `v4_${item.neuron_id.replace("/", "_")}_seed${seed.value}.png`, text: "download PNG" })))),
           el("p", {}, el("a", { href: provUrl, download: "provenance.json", text: "download provenance (JSON)" }),
-            el("span", { class: "muted", text: " — the settings that made this picture; they are also stored inside the PNG." })),
+            el("span", { class: "muted", text: " — the settings that made this picture" +
+              (SITE ? " (computed in this browser)." : "; they are also stored inside the PNG.") })),
           el("details", {}, el("summary", { text: "show provenance" }), el("pre", { class: "output", text: provenance })));
       },
       error(data) { problem(data.detail || "the computation failed"); },
@@ -1068,7 +1069,7 @@ async function tutorialPage(params, name) {
 
 // ---------- About ----------
 async function aboutPage() {
-  view.replaceChildren(
+  show(
     el("h1", { text: "About this explorer" }),
     el("p", { class: "lead", text: "Your brain's visual system works in stages. Area V4 sits in the middle: its neurons " +
       "respond to shapes, curves, colours and textures. Scientists recorded V4 neurons in macaque monkeys while the " +
@@ -1078,5 +1079,8 @@ async function aboutPage() {
       "Small networks can be read like a diagram: you can see every filter, switch filters off, and invent pictures " +
       "the neuron should love." }),
     el("p", {}, "The research: Cowley, Stan, Pillow & Smith, ",
-      el("i", { text: "Compact deep neural network models of visual cortex" }), " (2023)."));
+      el("i", { text: "Compact deep neural network models of visual cortex" }), " (2023)."),
+    SITE ? el("p", { id: "about-static", text: "This copy of the explorer is a static website: the models run in your " +
+      "own browser (TensorFlow.js), so the pictures you give them never leave this computer. " +
+      "Add ?backend=cpu, ?backend=wasm or ?backend=webgl to the address (before the #) to choose how they compute." }) : null);
 }

@@ -247,6 +247,7 @@
     const index = await modelIndex();
     for (const id of ids) if (!index.has(id)) return fail(`unknown neuron ${id}: not one of this site's neurons`);
     handlers.start({ steps, neurons: ids });
+    await ready(); // the runtime defines window.tf
     const tf = window.tf;
     const layer = query.get("layer") || "layer4", filterIndex = Number(query.get("filter_index") || 0);
     const images = [];
