@@ -35,6 +35,7 @@ def site(tmp_path_factory, site_cache, made_run, data_dir):
         report = export_site(out, data_dir=data_dir, cache_dir=site_cache, made=[made_run],
                              build=False, progress=False)
     assert report.neurons == model_neuron_ids() and report.made == list(MADE_NEURONS)
+    assert (out / ".nojekyll").is_file()
     return out
 
 

@@ -245,6 +245,7 @@ def export_site(out: str | os.PathLike, *, data_dir=None, cache_dir=None,
             "made": report.made, "repository": app.state.explorer.repo_url,
             "vendor": _vendor_versions()}
     (staging / "data" / "site.json").write_text(json.dumps(site, indent=1))
+    (staging / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)

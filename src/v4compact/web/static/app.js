@@ -178,6 +178,7 @@ async function gallery(params) {
   const allAnimals = [...new Set(cards.map((c) => c.animal).filter(Boolean))];
   const datasets = [...new Set(cards.map((c) => c.dataset))];
   const areas = [...new Set(cards.map((c) => c.area).filter(Boolean))];
+  const userDatasets = [...new Set(made.map((c) => c.dataset).filter((d) => d !== "cowley2023"))];
   const state = {
     dataset: params.get("dataset") || "",
     area: params.get("area") || "",
@@ -261,8 +262,8 @@ async function gallery(params) {
       "perfect model). ", el("b", { text: "Filters" }),
       " is the size of the model: how many small pattern detectors it uses in each of its 5 layers."),
     made.length ? explain(el("b", { text: "Made models" }), ` (${made.length}, marked "made") were distilled by ` +
-      "v4compact make-compact for neurons of your own recordings (datasets " +
-      datasets.filter((d) => d !== "cowley2023").join(", ") + "): same kind of compact model, made by " +
+      "v4compact make-compact for neurons of " + (userDatasets.length ? `your own recordings (${userDatasets.join(", ")})`
+        : "the release, made again") + ": same kind of compact model, made by " +
       "this toolkit rather than by the paper's authors. Their page says which teacher and which images made them.") : null,
     disabled.length ? el("p", { class: "error", id: "gallery-disabled", role: "alert" },
       `${disabled.length} ${disabled.length === 1 ? "neuron is" : "neurons are"} switched off because ` +
