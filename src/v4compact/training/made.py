@@ -103,6 +103,7 @@ def read_made_run(run_dir: str | os.PathLike) -> list[MadeModel]:
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidInputError(f"{report_path} is not a make-compact report ({error}); "
                                 "run make-compact again") from None
+    run = _run_settings(run_dir)
     made = []
     for row in rows:
         dataset, session_id, index = _split(row["neuron"], report_path)
@@ -118,20 +119,21 @@ def read_made_run(run_dir: str | os.PathLike) -> list[MadeModel]:
             released_filters=row.get("released_filters"),
             num_parameters=row.get("parameters_after"),
             scores={k: row[k] for k in SCORE_KEYS if row.get(k) is not None},
-            provenance=_provenance(report, row, run_dir),
+            provenance=_provenance(report, run, run_dir),
         ))
     return made
 
 
-def _provenance(report: dict, row: dict, run_dir: Path) -> dict:
-    """What made the model: teacher, corpus, preset, pruning, from the run's files."""
-    run = {}
-    run_file = run_dir / "run.json"
-    if run_file.is_file():
-        try:
-            run = json.loads(run_file.read_text())
-        except ValueError:
-            run = {}
+def _run_settings(run_dir: Path) -> dict:
+    """The run's ``run.json`` (settings, corpus), or ``{}`` when it is absent or unreadable."""
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _provenance(report: dict, run: dict, run_dir: Path) -> dict:
+    """What made the models of a run: teacher, corpus, preset, pruning."""
     config = run.get("config") or {}
     corpus = run.get("corpus") or {}
     return {

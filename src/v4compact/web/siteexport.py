@@ -144,30 +144,34 @@ def data_path(route: str, suffix: str = "") -> str:
     routes to files by the same rule)."""
     if not route.startswith("/api/"):
         raise ValueError(f"not an API route: {route}")
-    return "data/" + route[len("/api/"):].replace(":", "@") + suffix
+    return "data/" + file_name(route[len("/api/"):]) + suffix
+
+
+def file_name(text: str) -> str:
+    """``text`` (a route, or a user session id) as a file or folder name: the colon of
+    ``dataset:session`` becomes ``@`` (site.js maps names by the same rule)."""
+    return str(text).replace(":", "@")
+
+
+def _map_leaves(value, leaf):
+    """``value`` (decoded JSON) with every leaf replaced by ``leaf(leaf_value)``."""
+    if isinstance(value, dict):
+        return {k: _map_leaves(v, leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_leaves(v, leaf) for v in value]
+    return leaf(value)
 
 
 def _drawing(value, digits: int = 4):
     """A network drawing with its weights to ``digits`` significant digits (they only set
     colours on the page): the frozen files shrink by half."""
-    if isinstance(value, dict):
-        return {k: _drawing(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_drawing(v, digits) for v in value]
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    return value
+    return _map_leaves(value, lambda v: float(f"{v:.{digits}g}") if isinstance(v, float) else v)
 
 
 def _relative_urls(value):
     """Every ``/api/...`` URL inside a frozen answer made relative to the site's root."""
-    if isinstance(value, dict):
-        return {k: _relative_urls(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relative_urls(v) for v in value]
-    if isinstance(value, str) and value.startswith("/api/"):
-        return data_path(value)
-    return value
+    return _map_leaves(value, lambda v: data_path(v)
+                       if isinstance(v, str) and v.startswith("/api/") else v)
 
 
 def export_site(out: str | os.PathLike, *, data_dir=None, cache_dir=None,
@@ -204,6 +208,7 @@ def export_site(out: str | os.PathLike, *, data_dir=None, cache_dir=None,
 
     out = Path(out).expanduser().resolve()
     _check_target(out)
+    vendor = _vendor_versions()  # before any work: an installation without the runtime stops
     chosen = select_neurons(neurons, sessions)
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir()
     data_dir = config.data_dir(data_dir)
@@ -234,16 +239,16 @@ def export_site(out: str | os.PathLike, *, data_dir=None, cache_dir=None,
     report.seconds["pages"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    _write_models(staging, chosen, made, data_dir)
+    _write_models(staging, chosen, app.state.explorer.made.values(), data_dir)
     _write_heldout(staging, chosen, report.made, data_dir)
     report.seconds["models"] = time.perf_counter() - clock
 
     _write_page_data(staging, cache)
-    _write_page_code(staging)
+    _write_page_code(staging, vendor["files"])
     _write_tutorials(staging, app.state.explorer.notebooks_dir)
     site = {"format": SITE_FORMAT, "v4compact": __version__, "neurons": chosen,
             "made": report.made, "repository": app.state.explorer.repo_url,
-            "vendor": _vendor_versions()}
+            "vendor": vendor["versions"]}
     (staging / "data" / "site.json").write_text(json.dumps(site, indent=1))
     (staging / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
     if out.exists():
@@ -331,9 +336,9 @@ def _freeze_pages(freezer: _Freezer, chosen: list[str], data_dir: Path) -> list[
 
 
 def _write_models(out: Path, chosen: list[str], made, data_dir: Path) -> None:
-    """Weights of every exported model, and ``data/models/index.json`` listing them."""
+    """Weights of every exported model (``made``: the explorer's
+    :class:`~v4compact.training.made.MadeModel` records), and ``data/models/index.json``."""
     from ..models.registry import load_compact_model
-    from ..training.made import find_made_models
     from .browser_weights import write_browser_model
 
     index = []
@@ -343,8 +348,8 @@ def _write_models(out: Path, chosen: list[str], made, data_dir: Path) -> None:
         model = load_compact_model(int(sid), int(idx), data_dir=data_dir)
         write_browser_model(model, folder / sid, idx)
         index.append({"neuron_id": neuron_id, "manifest": f"data/models/{sid}/{idx}.json"})
-    for entry in find_made_models(made).values():
-        stem = entry.session_id.replace(":", "@")
+    for entry in made:
+        stem = file_name(entry.session_id)
         write_browser_model(load_compact_model(entry.model_path), folder / "made" / stem,
                             str(entry.neuron))
         index.append({"neuron_id": entry.neuron_id, "made": True,
@@ -373,7 +378,7 @@ def _write_heldout(out: Path, chosen: list[str], made: list[str], data_dir: Path
             images = np.ascontiguousarray(session.images[heldout], dtype=np.uint8)
         except V4CompactError:
             continue
-        stem = str(session_id).replace(":", "@")
+        stem = file_name(session_id)
         folder = out / "data" / "heldout"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{stem}.bin").write_bytes(images.tobytes())
@@ -406,23 +411,23 @@ def _static_dir() -> Path:
 
 
 def _vendor_versions() -> dict:
+    """``vendor/versions.json``: the runtime's files and the npm packages' versions."""
     path = _static_dir() / "vendor" / "versions.json"
     if not path.is_file():
         raise InvalidInputError(
             f"the static site's JavaScript runtime is missing ({path}); this installation was "
             "built without it: run 'make vendor' in the source checkout, or install a wheel")
-    return json.loads(path.read_text())["versions"]
+    return json.loads(path.read_text())
 
 
-def _write_page_code(out: Path) -> None:
+def _write_page_code(out: Path, vendor_files: list[str]) -> None:
     """``index.html`` in static mode and the page code, runtime and vendor files."""
     static = _static_dir()
-    versions = json.loads((static / "vendor" / "versions.json").read_text())
     target = out / "static"
     (target / "vendor").mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(static / name, target / name)
-    for name in [*versions["files"], "versions.json"]:
+    for name in [*vendor_files, "versions.json"]:
         shutil.copyfile(static / "vendor" / name, target / "vendor" / name)
     html = (static / "index.html").read_text()
     # site.js loads the runtime (vendor/, v4runtime.js, v4synth.js) when first needed

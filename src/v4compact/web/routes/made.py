@@ -29,8 +29,8 @@ def _session(state, entry):
         return None
 
 
-def _card_fields(state, entry) -> dict:
-    session = _session(state, entry)
+def _card_fields(entry, session) -> dict:
+    """A card's fields; ``session`` (or None) gives the neuron's area and animal."""
     area = animal = ""
     if session is not None and entry.neuron < session.num_neurons:
         info = session.neurons[entry.neuron]
@@ -48,7 +48,8 @@ def _card_fields(state, entry) -> dict:
 def made_models(request: Request) -> list[MadeCard]:
     """Every made model this server was started with, as gallery cards (sorted by id)."""
     state = explorer(request)
-    return [MadeCard(**_card_fields(state, state.made[k])) for k in sorted(state.made)]
+    return [MadeCard(**_card_fields(state.made[k], _session(state, state.made[k])))
+            for k in sorted(state.made)]
 
 
 @router.get("/{session_id}/{neuron}", response_model=MadeDetail)
@@ -58,10 +59,9 @@ async def made_model(request: Request, session_id: str, neuron: str) -> MadeDeta
     entry = state.made_entry(session_id, neuron)
 
     def job() -> dict:
-        fields = _card_fields(state, entry)
-        detail = {**fields, "filters_before": entry.filters_before,
-                  "released_filters": entry.released_filters, "provenance": entry.provenance}
         session = _session(state, entry)
+        detail = {**_card_fields(entry, session), "filters_before": entry.filters_before,
+                  "released_filters": entry.released_filters, "provenance": entry.provenance}
         if session is None:
             detail["note"] = (f"session {entry.session_id} is not on this server, so the "
                               "model's predictions on its held-out half cannot be drawn")

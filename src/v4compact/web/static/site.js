@@ -24,7 +24,8 @@
   }
   // Files of one API route: /api/neurons/201025/10 -> data/neurons/201025/10 (+ .json); the
   // same rule as v4compact.web.siteexport.data_path (":" of user ids becomes "@").
-  const dataPath = (route, suffix = "") => "data/" + route.slice("/api/".length).replace(/:/g, "@") + suffix;
+  const fileName = (text) => String(text).replace(/:/g, "@"); // as siteexport.file_name
+  const dataPath = (route, suffix = "") => "data/" + fileName(route.slice("/api/".length)) + suffix;
 
   class NotInExport extends Error {
     constructor(message, status = 404) { super(message); this.status = status; }
@@ -75,7 +76,7 @@
     return cached(`model:${neuronId}`, () => V4.loadModel(index.get(neuronId)));
   }
   const heldout = (sessionId) => cached(`heldout:${sessionId}`, async () => {
-    const stem = String(sessionId).replace(/:/g, "@");
+    const stem = fileName(sessionId);
     const meta = await getJson(`data/heldout/${stem}.json`);
     const response = await fetch(`data/heldout/${stem}.bin`);
     if (!response.ok) throw new NotInExport(`the held-out photos of session ${sessionId} are not in this export`);
@@ -163,7 +164,8 @@
       const data = await heldout(sid);
       const measuredAll = data.responses[idx];
       const count = data.shape[0];
-      const before = await predictInBatches(full, data.pixels, count);
+      // the full model's predictions are the same for every filter: computed once a neuron
+      const before = await cached(`heldout-predictions:${neuronId}`, () => predictInBatches(full, data.pixels, count));
       const after = await predictInBatches(silenced, data.pixels, count);
       const position = new Map(data.image_indices.map((image, i) => [image, i]));
       const points = detail.heldout_points || { image_indices: [], measured: [] };
