@@ -99,7 +99,7 @@ BENCH_JS = """async ([backend, url, urls, steps, photo]) => {
 
 def _write_site(folder: Path) -> list[str]:
     """Harness, runtime, vendor files and the 219 models; returns the manifest URLs."""
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
     from v4compact.models.zoo import model_neuron_ids
     from v4compact.web.browser_weights import write_browser_model
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 import v4compact
-from v4compact.data import paths
+from v4compact.data import local, paths
 
 
 def pillow_loop(zip_path) -> np.ndarray:
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sid, data_dir = args.session, args.data_dir
-    zip_path = paths.require(paths.images_zip(sid), data_dir, f"images:{sid}")
+    zip_path = local.require(paths.images_zip(sid), data_dir, f"images:{sid}")
 
     def load_all(num_workers=None):
         session = v4compact.load_session(sid, data_dir=data_dir)

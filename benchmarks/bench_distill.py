@@ -34,8 +34,8 @@ import torch
 from v4compact import config
 from v4compact.data import paths
 from v4compact.models.arch import LAYER_SIZES, NUM_LAYERS
-from v4compact.models.macs import compact_macs, total_macs
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.macs import compact_macs, total_macs
+from v4compact.models.nets.stack import CompactStack
 from v4compact.models.zoo import model_neuron_ids
 from v4compact.training import runtime as rt
 from v4compact.training.corpus import open_corpus

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from v4compact.features import FeatureCache
-from v4compact.models.ensemble import EnsembleMember
+from v4compact.models.teachers.ensemble import EnsembleMember
 from v4compact.training.ensemble import (
     FEATURE_CACHE_DTYPE,
     PRESETS,

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from v4compact.models.keras_io import FORMATS
-from v4compact.models.registry import load_compact_model
+from v4compact.models.formats.keras_io import FORMATS
+from v4compact.models.formats.loaders import load_compact_model
 from v4compact.models.zoo import list_models, load_model
 
 SAMPLE_NEURONS = [(190923, 0), (201025, 10), (210225, 5)]

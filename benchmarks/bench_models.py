@@ -36,7 +36,7 @@ import torch
 import v4compact
 from v4compact.images import recenter
 from v4compact.models.inputs import to_model_input
-from v4compact.models.macs import total_macs
+from v4compact.models.nets.macs import total_macs
 
 REPO = Path(__file__).resolve().parents[1]
 

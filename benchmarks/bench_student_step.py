@@ -2,7 +2,7 @@
 
 The students' step is 94-97% of a distillation's time on a GPU (``bench_distill.py``). This
 times one step (forward, summed MSE, backward, Adam) of a
-:class:`~v4compact.models.stack.CompactStack` of K students on random images, for every
+:class:`~v4compact.models.nets.stack.CompactStack` of K students on random images, for every
 kernel choice (:mod:`v4compact.training.kernels`: grouped convolution or batched matmul
 pointwise layers, memory as given / contiguous / channels-last), in float32 and (CUDA)
 bfloat16 autocast, with cuDNN's algorithm search off and on. It prints per row: seconds per
@@ -38,7 +38,7 @@ from bench_distill import (
 )
 
 from v4compact.models.arch import LAYER_SIZES, NUM_LAYERS
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.stack import CompactStack
 from v4compact.training.kernels import DEFAULT_KERNELS, apply_kernels, choices, time_step
 
 

@@ -19,7 +19,7 @@ rate is an upper estimate of the useful rate); the counts are exact from the fil
 
 Then (CPU, ``--step-rounds``) one model-step alone on one thread - forward and the input
 gradient of one image through one folded, channels-last model, three models - with layer 0's
-input gradient as :func:`~v4compact.models.layers.conv_input_gradient` (the frozen weights of
+input gradient as :func:`~v4compact.models.nets.layers.conv_input_gradient` (the frozen weights of
 synthesis) vs PyTorch's own backward convolution (the same models with trainable weights: only
 the input gradient is asked for, so only it is computed), the two alternating for that many
 rounds; best and median milliseconds per model-step.
@@ -35,8 +35,8 @@ import time
 
 import torch
 
-from v4compact.models.macs import total_macs
-from v4compact.models.registry import load_compact_model
+from v4compact.models.formats.loaders import load_compact_model
+from v4compact.models.nets.macs import total_macs
 from v4compact.models.zoo import model_neuron_ids
 from v4compact.synthesis import synthesize
 from v4compact.synthesis.routing import RoutedModels
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     _print_rows(rows[-1:], models, steps, None)
 
     if args.fused_steps:
-        from v4compact.models.population import CompactPopulation
+        from v4compact.models.engines.population import CompactPopulation
 
         population = CompactPopulation(models)
         fs = args.fused_steps

@@ -41,8 +41,8 @@ def write(folder: Path, made: Path | None) -> None:
 
     import v4compact
     from v4compact.images import IMAGE_MEAN
-    from v4compact.models.compact import CompactModel
-    from v4compact.models.keras_writer import write_keras
+    from v4compact.models.formats.keras_writer import write_keras
+    from v4compact.models.nets.compact import CompactModel
 
     folder.mkdir(parents=True, exist_ok=True)
     session = v4compact.load_session(201025)

@@ -56,7 +56,7 @@ def train(runs: Path) -> None:
 
 def score(runs: Path) -> None:
     from v4compact.evaluation import EvaluationResult, backbone_predictor, evaluate
-    from v4compact.models.backbones import load_backbone
+    from v4compact.models.teachers.backbones import load_backbone
 
     result = EvaluationResult()
     for preset in EPOCHS:

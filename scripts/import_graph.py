@@ -27,10 +27,11 @@ def module_name(path: Path, src: Path = SRC) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, src: Path = SRC) -> list[tuple[str, int]]:
-    """``(absolute dotted name, line)`` of every import in a module, relative ones resolved,
-    ``from . import x`` giving ``package.x`` too, and the module names a lazy-attribute table
-    holds (strings ``"v4compact.x.y"``)."""
+def imports_of(path: Path, src: Path = SRC, names: bool = True) -> list[tuple[str, int]]:
+    """``(absolute dotted name, line)`` of every import statement in a module (also inside
+    functions), relative ones resolved, ``from . import x`` giving ``package.x`` too; with
+    ``names``, also the module names the module resolves at call time (strings
+    ``"v4compact.x.y"``: lazy-attribute tables, the model families' loader modules)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     name = module_name(path, src).split(".")
     base = name if path.name == "__init__.py" else name[:-1]
@@ -46,14 +47,16 @@ def imports_of(path: Path, src: Path = SRC) -> list[tuple[str, int]]:
                 target = node.module or ""
             out.append((target, node.lineno))
             out += [(f"{target}.{alias.name}", node.lineno) for alias in node.names]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+        elif names and isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and node.value.startswith("v4compact.") and " " not in node.value:
             out.append((node.value, node.lineno))
     return out
 
 
-def module_graph(src: Path = SRC) -> dict[str, dict[str, int]]:
-    """``{module: {imported module: first line}}`` over the package's own modules.
+def module_graph(src: Path = SRC, names: bool = False) -> dict[str, dict[str, int]]:
+    """``{module: {imported module: first line}}`` over the package's own modules: the import
+    statements, and with ``names`` the modules named for import at call time too (a lazy
+    table, a registry of loaders: plug-in points, which the architecture allows to point up).
 
     ``from pkg import name`` counts as importing ``pkg.name`` when that is a module, else
     ``pkg``; a module importing ``a.b.c`` also imports the packages ``a.b`` and ``a`` (their
@@ -64,7 +67,7 @@ def module_graph(src: Path = SRC) -> dict[str, dict[str, int]]:
     graph: dict[str, dict[str, int]] = {}
     for name, path in modules.items():
         edges: dict[str, int] = {}
-        for target, line in imports_of(path, src):
+        for target, line in imports_of(path, src, names):
             if not target.startswith("v4compact"):
                 continue
             while target not in modules and "." in target:
@@ -174,10 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inside", help="draw the modules of one package, e.g. models")
     parser.add_argument("--format", choices=["text", "mermaid"], default="text")
     parser.add_argument("--src", type=Path, default=SRC, help="the package folder")
+    parser.add_argument("--with-names", action="store_true",
+                        help="also draw the modules named for import at call time (lazy "
+                             "tables, the families' loaders)")
     args = parser.parse_args(argv)
-    graph = collapse(module_graph(args.src), args.level, args.inside, args.src)
+    modules = module_graph(args.src, args.with_names)
+    graph = collapse(modules, args.level, args.inside, args.src)
     print(to_mermaid(graph) if args.format == "mermaid" else to_text(graph))
-    for what, found in (("modules", circles(module_graph(args.src))),
+    for what, found in (("modules", circles(modules)),
                         (f"the {args.inside or args.level} nodes drawn", circles(graph))):
         print(f"\n{len(found)} import circle(s) between {what}" + (":" if found else ""),
               file=sys.stderr)

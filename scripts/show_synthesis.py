@@ -21,7 +21,7 @@ import numpy as np
 
 from v4compact.data.session import load_session
 from v4compact.figures.synthesis import synthesis_figure
-from v4compact.models.registry import load_compact_model
+from v4compact.models.formats.loaders import load_compact_model
 from v4compact.synthesis import synthesize
 from v4compact.synthesis.routing import RoutedModels
 

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 if not os.environ.get("V4COMPACT_DATA"):
     os.environ["V4COMPACT_DATA"] = str((REPO.parent / "shared" / "v4data").resolve())
 os.environ.setdefault("MPLBACKEND", "Agg")
-# the fused population's per-machine tuning file (v4compact.models.tuning) goes to a
+# the fused population's per-machine tuning file (v4compact.models.engines.tuning) goes to a
 # temporary folder, like everything else a test writes
 os.environ.setdefault("V4COMPACT_TUNING",
                       str(Path(tempfile.mkdtemp(prefix="v4compact-tuning-")) / "tuning.json"))

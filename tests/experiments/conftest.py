@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def compact_model(data_dir):
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
 
     return load_compact_model(201025, 2, data_dir=data_dir)
 

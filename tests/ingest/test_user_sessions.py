@@ -12,7 +12,7 @@ import torch
 import v4compact
 from v4compact import evaluate, import_session
 from v4compact.cli import main
-from v4compact.data.datasets import expand_neurons
+from v4compact.data.catalog import expand_neurons
 from v4compact.errors import InvalidInputError
 from v4compact.ingest import SessionImportWarning
 
@@ -110,8 +110,8 @@ def test_train_ensemble_mixes_user_and_release_sessions(lab_210325, spike_nwb, t
 
 
 def test_a_population_holds_made_models_of_user_neurons_beside_released_ones():
-    from v4compact.models.compact import CompactModel
-    from v4compact.models.population import CompactPopulation
+    from v4compact.models.engines.population import CompactPopulation
+    from v4compact.models.nets.compact import CompactModel
 
     torch.manual_seed(0)
     made = [CompactModel([4] * 5, neuron_id=n) for n in ("lab:s1/3", "lab:s1/0")]

@@ -12,14 +12,13 @@ from PIL import Image
 
 import v4compact
 from v4compact.errors import DataNotFoundError, InvalidInputError, UnknownModelError
-from v4compact.models import backbones
-from v4compact.models.backbones import (
+from v4compact.models.teachers import trunks
+from v4compact.models.teachers.backbones import load_backbone, resize_bicubic
+from v4compact.models.teachers.trunks import (
     PretrainedWeights,
     ResNet50Trunk,
     VGG19Trunk,
     keras_to_trunk_state_dict,
-    load_backbone,
-    resize_bicubic,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -124,7 +123,7 @@ def test_backbone_errors(monkeypatch, tmp_path):
     # offline and not cached: one line naming the file, where to put it and the URL
     unreachable = PretrainedWeights("resnet50-none.pth", (tmp_path / "absent.pth").as_uri(),
                                     "torchvision")
-    monkeypatch.setitem(backbones.ARCHITECTURES["resnet50"]["weights"], "torchvision",
+    monkeypatch.setitem(trunks.ARCHITECTURES["resnet50"]["weights"], "torchvision",
                         unreachable)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(DataNotFoundError, match="resnet50-none.pth is not in .* download") as err:

@@ -14,8 +14,8 @@ from v4compact.data.session import load_session
 from v4compact.errors import DataNotFoundError, InvalidInputError, UnknownNeuronError
 from v4compact.metrics import raw_r2
 from v4compact.models.calibration import SPIKE_UNITS, Calibration, fit_calibration
+from v4compact.models.formats.loaders import load_compact_population
 from v4compact.models.predict import predict
-from v4compact.models.registry import load_compact_population
 
 #: Every 15th neuron of 201025 (6 of 89): docs/models.md gives the whole session's numbers;
 #: this sample keeps the test quick on two cores.

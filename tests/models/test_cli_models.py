@@ -13,7 +13,7 @@ from PIL import Image
 
 import v4compact
 from v4compact.cli import main
-from v4compact.models.export import load_exported
+from v4compact.models.formats.export import load_exported
 
 
 @pytest.fixture(scope="module")

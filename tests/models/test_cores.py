@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from v4compact.models.cores import map_on_cores
+from v4compact.models.engines.cores import map_on_cores
 
 
 def _where(item):

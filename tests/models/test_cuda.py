@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import v4compact
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.stack import CompactStack
 from v4compact.synthesis.routing import RoutedModels
 
 DEVICE = os.environ.get("V4COMPACT_TEST_DEVICE", "cuda")

@@ -13,7 +13,7 @@ from torch import nn
 
 import v4compact
 from v4compact.errors import DataNotFoundError, ModelFormatError
-from v4compact.models.ensemble import (
+from v4compact.models.teachers.ensemble import (
     MEMBER_NUM_PARAMETERS,
     Ensemble,
     EnsembleMember,

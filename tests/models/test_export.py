@@ -8,7 +8,8 @@ import torch
 
 import v4compact
 from v4compact.errors import DataNotFoundError, InvalidInputError, ModelFormatError
-from v4compact.models.export import FORMATS, OnnxModel, export_model, load_exported
+from v4compact.models.formats.export import FORMATS, export_model, load_exported
+from v4compact.models.formats.onnx import OnnxModel
 from v4compact.models.inputs import to_model_input
 
 MODELS = {

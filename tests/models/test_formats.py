@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from v4compact.models.keras_io import FORMATS, read_model_file
-from v4compact.models.registry import load_compact_model
+from v4compact.models.formats.keras_io import FORMATS, read_model_file
+from v4compact.models.formats.loaders import load_compact_model
 
 from .conftest import FORMAT_NEURONS, relative_error
 
@@ -112,8 +112,8 @@ def test_config_that_disagrees_with_the_weights(tmp_path, data_dir):
 
 def test_a_shared_file_is_not_a_compact_model(data_dir):
     from v4compact.errors import ModelFormatError
-    from v4compact.models.compact import CompactModel
-    from v4compact.models.shared import SharedCompactModel
+    from v4compact.models.nets.compact import CompactModel
+    from v4compact.models.nets.shared import SharedCompactModel
 
     shared_dir = data_dir / "data_shared_compact_models" / "from_vgg19"
     shared = read_model_file(shared_dir / "shared_compact_model_5filters.keras")

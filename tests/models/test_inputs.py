@@ -16,9 +16,9 @@ from v4compact.errors import (
     UnknownNeuronError,
     V4CompactError,
 )
+from v4compact.models.formats.keras_io import read_model_file
+from v4compact.models.formats.loaders import load_compact_model
 from v4compact.models.inputs import as_image_batch
-from v4compact.models.keras_io import read_model_file
-from v4compact.models.registry import load_compact_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from v4compact.models.layers import (
+from v4compact.models.nets.layers import (
     ConvBlock,
     SameConv2d,
     SeparableBlock,

@@ -8,7 +8,7 @@ import torch
 
 from v4compact.errors import InvalidInputError
 from v4compact.images import recenter
-from v4compact.models.registry import load_compact_model, load_shared_model
+from v4compact.models.formats.loaders import load_compact_model, load_shared_model
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import torch
 
 import v4compact
 from v4compact.errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
+from v4compact.models.engines.population import CompactPopulation
 from v4compact.models.inputs import to_model_input
-from v4compact.models.macs import STAGES, compact_macs, total_macs
-from v4compact.models.population import CompactPopulation
+from v4compact.models.nets.macs import STAGES, compact_macs, total_macs
 from v4compact.models.zoo import model_neuron_ids
 
 SUBSET = ["211022/41", (190923, 0), "compact/201025/10"]
@@ -214,7 +214,7 @@ def test_tuned_on_first_use_then_cached(natural, data_dir, tmp_path, monkeypatch
     depend on the choice."""
     import json
 
-    from v4compact.models import tuning
+    from v4compact.models.engines import tuning
 
     monkeypatch.setenv("V4COMPACT_TUNING", str(tmp_path / "tuning.json"))
     first = v4compact.load_compact_population(SUBSET, data_dir=data_dir)

@@ -16,10 +16,11 @@ from v4compact.cli import main
 from v4compact.cli.models import read_images
 from v4compact.data.session import load_session
 from v4compact.errors import InvalidInputError, ModelFormatError
-from v4compact.models.export import OnnxModel, export_model, load_exported
+from v4compact.models.formats.export import export_model, load_exported
+from v4compact.models.formats.loaders import load_compact_model
+from v4compact.models.formats.onnx import OnnxModel
 from v4compact.models.inputs import as_image_batch, to_model_input
 from v4compact.models.predict import predict
-from v4compact.models.registry import load_compact_model
 from v4compact.web.uploads import load_upload
 
 

@@ -13,9 +13,9 @@ from v4compact.errors import (
     UnknownNeuronError,
     UnknownSessionError,
 )
-from v4compact.models.compact import CompactModel
-from v4compact.models.registry import load_compact_model, load_shared_model
-from v4compact.models.shared import SharedCompactModel
+from v4compact.models.formats.loaders import load_compact_model, load_shared_model
+from v4compact.models.nets.compact import CompactModel
+from v4compact.models.nets.shared import SharedCompactModel
 from v4compact.models.zoo import (
     NUM_ENSEMBLE_MEMBERS,
     SHARED_NUM_FILTERS,

@@ -10,8 +10,8 @@ import torch
 
 import v4compact
 from v4compact.errors import InvalidInputError
-from v4compact.models.compact import CompactModel
-from v4compact.models.stack import KERNEL_CHOICES, CompactStack
+from v4compact.models.nets.compact import CompactModel
+from v4compact.models.nets.stack import KERNEL_CHOICES, CompactStack
 
 RELEASED = [(201025, 10), (201025, 11), (201025, 12)]  # widths differ: masks needed
 

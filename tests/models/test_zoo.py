@@ -24,7 +24,7 @@ from v4compact.errors import (
     V4CompactError,
 )
 from v4compact.models import zoo
-from v4compact.models.keras_io import FORMATS
+from v4compact.models.formats.keras_io import FORMATS
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASED = 219 + 56  # compact + shared models in the release

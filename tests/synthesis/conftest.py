@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def compact_2(data_dir):
     """The compact model of neuron 201025/2 (the figure-2a neuron)."""
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
 
     return load_compact_model(201025, 2, data_dir=data_dir)
 
@@ -17,7 +17,7 @@ def compact_2(data_dir):
 @pytest.fixture(scope="session")
 def compact_10(data_dir):
     """The compact model of neuron 201025/10."""
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
 
     return load_compact_model(201025, 10, data_dir=data_dir)
 

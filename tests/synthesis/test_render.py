@@ -105,7 +105,7 @@ def test_routed_gradients_are_each_models_own(compact_2, compact_10, mode):
 def test_shared_model_batch_follows_each_images_own_neuron(data_dir):
     """In a 219-output model, one batch of several neurons steps each image along the gradient
     of its own neuron: the same direction as one neuron at a time."""
-    from v4compact.models.registry import load_shared_model
+    from v4compact.models.formats.loaders import load_shared_model
 
     model = load_shared_model("from_ensemble_model", 5, data_dir=data_dir)
     cols = [3, 40, 100]
@@ -151,7 +151,7 @@ def test_bad_input_gives_one_line_errors(compact_2):
 def test_population_routes_each_image_to_its_own_neuron(data_dir):
     """A fused population is routed (each image through its own neuron only) and gives the
     same images as its fused all-neuron forward."""
-    from v4compact.models.registry import load_compact_population
+    from v4compact.models.formats.loaders import load_compact_population
 
     population = load_compact_population(["201025/2", "190923/0"], data_dir=data_dir)
     routed = synthesize(population, seeds=1, steps=2, progress=False)
@@ -188,7 +188,7 @@ def test_render_leaves_modes_and_batch_norm_statistics_alone(data_dir):
     updates batch-norm running statistics (regression test)."""
     import torch
 
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
 
     model = load_compact_model(201025, 2, data_dir=data_dir)
     before = {k: v.clone() for k, v in model.state_dict().items()}

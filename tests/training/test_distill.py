@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from v4compact.models.arch import READOUT_SIZE
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.stack import CompactStack
 from v4compact.training import runtime as rt
 from v4compact.training.distill import (
     TIMING_COLUMNS,

@@ -290,7 +290,7 @@ def test_fig1b_and_fig1h_with_a_trained_run(reference_run, tmp_path, monkeypatch
     from v4compact.cli import main
     from v4compact.evaluation import backbone_predictor, evaluate
     from v4compact.figures.ensemble import fig1b
-    from v4compact.models.backbones import load_backbone
+    from v4compact.models.teachers.backbones import load_backbone
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     spec = "compact/211022/27:layer2"

@@ -10,9 +10,9 @@ import pytest
 
 import v4compact
 from v4compact.errors import InvalidInputError
-from v4compact.models.compact import CompactModel
-from v4compact.models.keras_io import read_model_file
-from v4compact.models.keras_writer import read_keras_metadata, write_keras
+from v4compact.models.formats.keras_io import read_model_file
+from v4compact.models.formats.keras_writer import read_keras_metadata, write_keras
+from v4compact.models.nets.compact import CompactModel
 
 
 def test_a_released_model_round_trips_bit_exactly(tmp_path, data_dir):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from v4compact.errors import InvalidInputError
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.stack import CompactStack
 from v4compact.training.distill import DistillConfig, distill
 from v4compact.training.kernels import CPU_KERNELS, choices, parse_kernels, tune_kernels
 

@@ -9,7 +9,7 @@ import torch
 import v4compact
 from v4compact.models.arch import MIN_FILTERS
 from v4compact.models.inputs import to_model_input
-from v4compact.models.stack import CompactStack
+from v4compact.models.nets.stack import CompactStack
 from v4compact.training.prune import prune_stack, rebuild
 
 NEURONS = ["201025/10", "201025/40"]

@@ -14,7 +14,7 @@ from PIL import Image
 import v4compact
 from v4compact.data.session import load_session
 from v4compact.metrics import raw_r2
-from v4compact.models.registry import load_compact_model
+from v4compact.models.formats.loaders import load_compact_model
 
 from .conftest import GARBLED, HELDOUT_IMAGES, MISSING, SITE_NEURONS, TRUNCATED
 

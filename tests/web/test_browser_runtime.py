@@ -112,8 +112,8 @@ def _made_model(folder: Path):
     """A made model file (``.keras`` as make-compact writes it) with non-trivial batch norm,
     loaded back through ``load_compact_model(path)``."""
     from v4compact import load_compact_model
-    from v4compact.models.compact import CompactModel
-    from v4compact.models.keras_writer import write_keras
+    from v4compact.models.formats.keras_writer import write_keras
+    from v4compact.models.nets.compact import CompactModel
 
     model = CompactModel.student(MADE_FILTERS, seed=3)
     generator = torch.Generator().manual_seed(4)

@@ -43,7 +43,7 @@ def test_batched_build_equals_the_library_neuron_by_neuron(batched_cache, data_d
     from v4compact import evaluate
     from v4compact.data.session import load_session
     from v4compact.models.calibration import fit_calibration
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
     from v4compact.synthesis import synthesize
     from v4compact.synthesis.natural import rank_images
 
@@ -92,7 +92,7 @@ def test_score_predictions_is_what_evaluate_uses(data_dir):
     from v4compact import evaluate
     from v4compact.data.session import load_session
     from v4compact.evaluation import score_predictions
-    from v4compact.models.registry import load_compact_model
+    from v4compact.models.formats.loaders import load_compact_model
 
     session = load_session(201025, data_dir=data_dir)
     _, heldout = session.heldout_split()

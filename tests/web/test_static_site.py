@@ -120,7 +120,7 @@ def test_filter_ablation_in_the_page_equals_python(page, data_dir):
 
 
 def test_predictions_of_219_neurons_equal_pytorch(page, site, data_dir):
-    from v4compact.models.registry import load_compact_population
+    from v4compact.models.formats.loaders import load_compact_population
 
     session = v4compact.load_session(201025, data_dir=data_dir)
     _, heldout = session.heldout_split()
@@ -159,8 +159,8 @@ def test_predictions_of_219_neurons_equal_pytorch(page, site, data_dir):
 def test_try_your_image_predicts_219_neurons_in_the_page(page, tmp_path, data_dir):
     from PIL import Image
 
+    from v4compact.models.formats.loaders import load_compact_population
     from v4compact.models.inputs import as_image_batch
-    from v4compact.models.registry import load_compact_population
 
     # a 640x480 photo made of a real stimulus (centre-cropped and shrunk by the page)
     pixels = v4compact.load_session(201025, data_dir=data_dir).image(42)

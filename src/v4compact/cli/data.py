@@ -7,6 +7,7 @@ import sys
 
 from .ingest import register as _register_import
 from .options import add_session_id, command, group
+from .tables import print_table
 
 _FETCH_HELP = """\
 groups (several may be given; default: sessions):
@@ -93,7 +94,7 @@ def _sessions(args) -> int:
          str(r.num_images), str(r.median_repeats), r.image_types)
         for r in rows
     ]
-    _print_table(table, right=(4, 5, 6))
+    print_table(table, right=(4, 5, 6))
     return 0
 
 
@@ -162,7 +163,7 @@ def _status(args) -> int:
     for row in status.values():
         table.append((row.kind, str(row.present), str(len(row.missing)), str(len(row.corrupt)),
                       str(row.total), row.description))
-    _print_table(table, right=(1, 2, 3, 4))
+    print_table(table, right=(1, 2, 3, 4))
     for kind in ("images", "raw-responses", "responses"):
         missing = status[kind].missing
         if missing and len(missing) < status[kind].total:
@@ -180,13 +181,3 @@ def _status(args) -> int:
               "them", file=sys.stderr)
         return 1
     return 0
-
-
-def _print_table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))

@@ -85,8 +85,8 @@ def _ensemble(args, required: bool = False) -> tuple[str, str] | None:
     """``(what evaluate() scores, label for the figure)`` of the ensemble, or ``None`` when
     none was asked for, none is ``required`` and the released members are absent."""
     from ..errors import DataNotFoundError
+    from ..models.teachers.runs import describe_run, is_run_dir
     from ..models.zoo import ENSEMBLE
-    from ..training.ensemble import describe_run, is_run_dir
 
     try:
         ENSEMBLE.local_files(ENSEMBLE.name, args.data_dir)
@@ -110,7 +110,7 @@ def _fig1b(args):
     from ..data.catalog import MODEL_SESSIONS
     from ..evaluation import backbone_predictor, evaluate
     from ..figures.ensemble import fig1b
-    from ..models.backbones import load_backbone
+    from ..models.teachers.backbones import load_backbone
 
     ensemble = _ensemble(args, required=True)
     backbone = load_backbone(args.backbone, device=args.device or "cpu",

@@ -10,6 +10,7 @@ import sys
 import time
 
 from .options import command
+from .tables import print_table
 
 _IMPORT_EPILOG = """\
 sources:
@@ -127,7 +128,8 @@ def _export(args) -> int:
 
 
 def _verify(args) -> int:
-    from ..data.datasets import find_session, parse_session_id
+    from ..data.catalog import parse_session_id
+    from ..data.datasets import find_session
     from ..data.layout import verify_session
     from ..errors import InvalidInputError
 
@@ -148,11 +150,10 @@ def _verify(args) -> int:
 
 
 def _datasets(args) -> int:
-    from ..data.datasets import list_datasets
-    from .data import _print_table
+    from ..data.catalog import list_datasets
 
     rows = [("dataset", "kind", "sessions", "folder")]
     rows += [(d.name, d.kind, str(d.num_sessions), str(d.folder or "(the release)"))
              for d in list_datasets(args.data_dir)]
-    _print_table(rows, right=(2,))
+    print_table(rows, right=(2,))
     return 0

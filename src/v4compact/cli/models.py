@@ -74,7 +74,7 @@ def register(subparsers, parents) -> None:
         subparsers, "export", parents, _export,
         help="export a model to ONNX, safetensors or TorchScript",
         description="Write a model to a file that reloads without the release data "
-        "(v4compact.models.export.load_exported reads it back).",
+        "(v4compact.models.formats.export.load_exported reads it back).",
         epilog=f"MODEL: {_SELECTOR_HELP}.",
     )
     export.add_argument("model", metavar="MODEL", help="model selector (see below)")
@@ -114,7 +114,7 @@ def load_selected_model(selector: str, device: str = "cpu", data_dir=None):
     if len(parts) == 1 and not text.endswith("*"):
         return zoo.load_model(f"{zoo.COMPACT.name}/{neurons[0]}", device=device,
                               data_dir=data_dir)
-    from ..models.registry import load_compact_population
+    from ..models.formats.loaders import load_compact_population
 
     return load_compact_population(neurons, device=device, data_dir=data_dir)
 
@@ -231,7 +231,7 @@ def _units_label(model, units: str) -> str:
 
 
 def _export(args) -> int:
-    from ..models.export import SUFFIXES, export_model
+    from ..models.formats.export import SUFFIXES, export_model
 
     model = load_selected_model(args.model, data_dir=args.data_dir)
     out = args.out or model.model_id.replace("/", "_") + SUFFIXES[args.format]

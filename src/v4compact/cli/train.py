@@ -91,7 +91,7 @@ def run_ensemble(args) -> int:
     if args.threads is not None:
         check_positive("--threads", args.threads)
         torch.set_num_threads(args.threads)
-    from ..data.datasets import parse_session_id
+    from ..data.catalog import parse_session_id
 
     validation = None if args.validation is None else parse_session_id(args.validation)
     sessions = None if args.sessions is None else [parse_session_id(s) for s in args.sessions]

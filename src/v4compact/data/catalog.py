@@ -1,15 +1,27 @@
 """The catalogue of the recording sessions: the release's 50, shipped with the package (no data
-needed), and every imported session of :mod:`v4compact.data.datasets` (read from manifests)."""
+needed), and every imported session of :mod:`v4compact.data.datasets` (read from manifests);
+the datasets they form, the one parser of a session id of any dataset
+(:func:`parse_session_id`) and neuron patterns (:func:`expand_neurons`)."""
 
 from __future__ import annotations
 
 import csv
+import fnmatch
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
-from ..errors import UnknownSessionError
-from .datasets import RELEASE_DATASET
+from ..errors import InvalidInputError, UnknownSessionError
+from .datasets import (
+    RELEASE_DATASET,
+    find_session,
+    is_user_session_id,
+    manifests,
+    parse_name,
+    roots,
+)
 
 #: The test sessions whose neurons have compact models, in the canonical output order.
 MODEL_SESSIONS: tuple[int, ...] = (190923, 201025, 210225, 211022)
@@ -81,8 +93,6 @@ def list_sessions(split: str | None = None, animal: str | None = None,
     Returns:
         Session records: the release's sorted by id, then the imported ones sorted by id.
     """
-    from .datasets import user_sessions
-
     release = list(_catalogue().values())
     rows = release if dataset == RELEASE_DATASET else release + user_sessions(data_dir)
     if dataset is not None and dataset != RELEASE_DATASET:
@@ -120,11 +130,7 @@ def session_info(session_id: int | str, data_dir=None) -> SessionInfo:
     Raises:
         UnknownSessionError: not a release session, nor an imported one found in the roots.
     """
-    from .datasets import is_user_session_id, user_sessions
-
     if is_user_session_id(session_id) and not str(session_id).startswith(RELEASE_DATASET + ":"):
-        from .datasets import find_session, parse_session_id
-
         sid = parse_session_id(session_id)
         for info in user_sessions(data_dir):
             if info.session_id == sid:
@@ -141,3 +147,118 @@ def session_info(session_id: int | str, data_dir=None) -> SessionInfo:
         valid = ", ".join(str(s) for s in sorted(cat))
         raise UnknownSessionError(f"unknown session {session_id!r}; valid sessions: {valid}")
     return cat[key]
+
+
+def parse_session_id(value) -> int | str:
+    """The canonical id of a session of any dataset.
+
+    Args:
+        value: a release id (``190923``, ``"190923"``, ``"cowley2023:190923"``) or a user id
+            (``"mylab:s01"``).
+
+    Returns:
+        ``int`` for a release session (checked against the catalogue), ``"dataset:session"``
+        for a user session (its form checked; :func:`find_session` says whether it exists).
+
+    Raises:
+        UnknownSessionError: an unknown release session or a malformed user id.
+    """
+    if is_user_session_id(value):
+        dataset, _, session = value.partition(":")
+        if dataset == RELEASE_DATASET:
+            return session_info(session).session_id
+        try:
+            return ":".join(parse_name(value))
+        except InvalidInputError as err:
+            raise UnknownSessionError(str(err)) from None
+    return session_info(value).session_id
+
+
+# -- imported sessions and datasets ---------------------------------------------------------------
+def user_sessions(data_dir: str | os.PathLike | None = None):
+    """Catalogue records (:class:`SessionInfo`) of every imported
+    session, from the manifests only (no array is read), sorted by id; the first root
+    holding an id wins."""
+    found = {m["id"]: session_info_from_manifest(m) for _, m in manifests(data_dir)}
+    return [found[k] for k in sorted(found)]
+
+
+def session_info_from_manifest(manifest: dict):
+    """The catalogue record (:class:`SessionInfo`) of an imported
+    session, from its manifest (split ``"imported"``)."""
+    return SessionInfo(
+        session_id=manifest["id"], animal=manifest.get("animal") or "", split="imported",
+        num_neurons=int(manifest["num_neurons"]), num_images=int(manifest["num_images"]),
+        median_repeats=int(manifest.get("median_repeats") or 1),
+        image_types=manifest.get("image_types", ""), dataset=manifest["dataset"])
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One registered dataset.
+
+    Attributes:
+        name: ``cowley2023`` or a user dataset's name.
+        kind: ``"release"`` or ``"imported"``.
+        folder: the folder of an imported dataset (``None`` for the release).
+        num_sessions: sessions found.
+    """
+
+    name: str
+    kind: str
+    folder: Path | None
+    num_sessions: int
+
+
+def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
+    """The release and every imported dataset found in the roots."""
+    out = [DatasetInfo(RELEASE_DATASET, "release", None,
+                       len(list_sessions(dataset=RELEASE_DATASET)))]
+    counts: dict[str, int] = {}
+    for info in user_sessions(data_dir):
+        counts[info.dataset] = counts.get(info.dataset, 0) + 1
+    for name, count in sorted(counts.items()):
+        folder = next(r / name for r in roots(data_dir) if (r / name).is_dir())
+        out.append(DatasetInfo(name, "imported", folder, count))
+    return out
+
+
+def expand_neurons(patterns, data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Neuron ids of any dataset, with shell-style patterns expanded.
+
+    Args:
+        patterns: ids and patterns: ``"201025/10"``, ``"mylab:s01/7"``, ``"mylab:s01/*"``,
+            ``"201025/1?"``, ``"mylab:*/*"`` (the session part may be a pattern too).
+        data_dir: data directory (where imported sessions are looked for).
+
+    Returns:
+        Neuron ids in the order given, each pattern's matches in (session, neuron) order,
+        without duplicates.
+
+    Raises:
+        InvalidInputError: a pattern that matches no neuron (the message names the
+            sessions looked at).
+    """
+    out: list[str] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        text = str(pattern).strip()
+        if not any(c in text for c in "*?["):
+            out.append(text)
+            continue
+        session_part, sep, neuron_part = text.rpartition("/")
+        if not sep:
+            raise InvalidInputError(f"bad neuron pattern {text!r}; write SESSION/NEURON, e.g. "
+                                    "'mylab:s01/*' or '201025/*'")
+        infos = [i for i in list_sessions(data_dir=data_dir)
+                 if fnmatch.fnmatchcase(str(i.session_id), session_part)
+                 or (i.dataset == RELEASE_DATASET
+                     and fnmatch.fnmatchcase(f"{RELEASE_DATASET}:{i.session_id}",
+                                             session_part))]
+        found = [f"{i.session_id}/{k}" for i in infos for k in range(i.num_neurons)
+                 if fnmatch.fnmatchcase(str(k), neuron_part)]
+        if not found:
+            looked = ", ".join(str(i.session_id) for i in infos) or "no session matches"
+            raise InvalidInputError(f"neuron pattern {text!r} matches no neuron (sessions: "
+                                    f"{looked}); list them with: v4compact data sessions")
+        out += found
+    return list(dict.fromkeys(out))

@@ -15,7 +15,8 @@ sessions, and listing reads no response file. Two kinds are registered:
 Roots searched for user datasets, in order: ``<data dir>/datasets`` (:data:`DATASETS_DIR`),
 then the folders of ``$V4COMPACT_DATASETS`` (``os.pathsep``-separated), then folders given
 to :func:`register_folder`. The first root holding ``<dataset>/<session>/manifest.json``
-wins. :func:`parse_session_id` and :func:`split_neuron_ref` are the one parser of these ids.
+wins. :func:`parse_name` and :func:`split_neuron_ref` are the one parser of these ids
+(:func:`v4compact.data.catalog.parse_session_id` adds the release's catalogue).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config
@@ -85,33 +85,6 @@ def is_user_session_id(value) -> bool:
     return isinstance(value, str) and ":" in value
 
 
-def parse_session_id(value) -> int | str:
-    """The canonical id of a session of any dataset.
-
-    Args:
-        value: a release id (``190923``, ``"190923"``, ``"cowley2023:190923"``) or a user id
-            (``"mylab:s01"``).
-
-    Returns:
-        ``int`` for a release session (checked against the catalogue), ``"dataset:session"``
-        for a user session (its form checked; :func:`find_session` says whether it exists).
-
-    Raises:
-        UnknownSessionError: an unknown release session or a malformed user id.
-    """
-    from .catalog import session_info
-
-    if is_user_session_id(value):
-        dataset, _, session = value.partition(":")
-        if dataset == RELEASE_DATASET:
-            return session_info(session).session_id
-        try:
-            return ":".join(parse_name(value))
-        except InvalidInputError as err:
-            raise UnknownSessionError(str(err)) from None
-    return session_info(value).session_id
-
-
 def split_neuron_ref(neuron_id) -> tuple[str, int] | None:
     """``"mylab:s01/7"`` -> ``("mylab:s01", 7)``; ``None`` when not of the user form.
 
@@ -171,29 +144,12 @@ def find_session(session_id: str, data_dir: str | os.PathLike | None = None) -> 
         folder = root / dataset / session
         if (folder / MANIFEST).is_file():
             return folder
-    known = [s.session_id for s in user_sessions(data_dir) if s.dataset == dataset]
+    known = sorted({m["id"] for _, m in manifests(data_dir) if m.get("dataset") == dataset})
     have = f"dataset {dataset} has {', '.join(known)}; " if known else ""
     raise UnknownSessionError(
         f"unknown session {session_id!r} ({have}searched {', '.join(map(str, searched))}); "
         f"import it with: v4compact data import SOURCE --name {session_id}"
     )
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """One registered dataset.
-
-    Attributes:
-        name: ``cowley2023`` or a user dataset's name.
-        kind: ``"release"`` or ``"imported"``.
-        folder: the folder of an imported dataset (``None`` for the release).
-        num_sessions: sessions found.
-    """
-
-    name: str
-    kind: str
-    folder: Path | None
-    num_sessions: int
 
 
 def _manifest(folder: Path) -> dict | None:
@@ -203,89 +159,17 @@ def _manifest(folder: Path) -> dict | None:
         return None
 
 
-def user_sessions(data_dir: str | os.PathLike | None = None):
-    """Catalogue records (:class:`~v4compact.data.catalog.SessionInfo`) of every imported
-    session, from the manifests only (no array is read), sorted by id; the first root
-    holding an id wins."""
-    found: dict = {}
+def manifests(data_dir: str | os.PathLike | None = None):
+    """``(session folder, manifest dict)`` of every imported session found in the roots, in
+    root order and then by path; an unreadable manifest is passed over, and an id already
+    found in an earlier root is not given again (the first root holding an id wins)."""
+    seen: set[str] = set()
     for root in roots(data_dir):
         if not root.is_dir():
             continue
         for manifest_path in sorted(root.glob(f"*/*/{MANIFEST}")):
             manifest = _manifest(manifest_path.parent)
-            if not manifest or manifest.get("id") in found:
+            if not manifest or manifest.get("id") in seen:
                 continue
-            found[manifest["id"]] = session_info_from_manifest(manifest)
-    return [found[k] for k in sorted(found)]
-
-
-def session_info_from_manifest(manifest: dict):
-    """The catalogue record (:class:`~v4compact.data.catalog.SessionInfo`) of an imported
-    session, from its manifest (split ``"imported"``)."""
-    from .catalog import SessionInfo
-
-    return SessionInfo(
-        session_id=manifest["id"], animal=manifest.get("animal") or "", split="imported",
-        num_neurons=int(manifest["num_neurons"]), num_images=int(manifest["num_images"]),
-        median_repeats=int(manifest.get("median_repeats") or 1),
-        image_types=manifest.get("image_types", ""), dataset=manifest["dataset"])
-
-
-def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
-    """The release and every imported dataset found in the roots."""
-    from .catalog import list_sessions
-
-    out = [DatasetInfo(RELEASE_DATASET, "release", None,
-                       len(list_sessions(dataset=RELEASE_DATASET)))]
-    counts: dict[str, int] = {}
-    for info in user_sessions(data_dir):
-        counts[info.dataset] = counts.get(info.dataset, 0) + 1
-    for name, count in sorted(counts.items()):
-        folder = next(r / name for r in roots(data_dir) if (r / name).is_dir())
-        out.append(DatasetInfo(name, "imported", folder, count))
-    return out
-
-
-def expand_neurons(patterns, data_dir: str | os.PathLike | None = None) -> list[str]:
-    """Neuron ids of any dataset, with shell-style patterns expanded.
-
-    Args:
-        patterns: ids and patterns: ``"201025/10"``, ``"mylab:s01/7"``, ``"mylab:s01/*"``,
-            ``"201025/1?"``, ``"mylab:*/*"`` (the session part may be a pattern too).
-        data_dir: data directory (where imported sessions are looked for).
-
-    Returns:
-        Neuron ids in the order given, each pattern's matches in (session, neuron) order,
-        without duplicates.
-
-    Raises:
-        InvalidInputError: a pattern that matches no neuron (the message names the
-            sessions looked at).
-    """
-    import fnmatch
-
-    from .catalog import list_sessions
-
-    out: list[str] = []
-    for pattern in [patterns] if isinstance(patterns, str) else patterns:
-        text = str(pattern).strip()
-        if not any(c in text for c in "*?["):
-            out.append(text)
-            continue
-        session_part, sep, neuron_part = text.rpartition("/")
-        if not sep:
-            raise InvalidInputError(f"bad neuron pattern {text!r}; write SESSION/NEURON, e.g. "
-                                    "'mylab:s01/*' or '201025/*'")
-        infos = [i for i in list_sessions(data_dir=data_dir)
-                 if fnmatch.fnmatchcase(str(i.session_id), session_part)
-                 or (i.dataset == RELEASE_DATASET
-                     and fnmatch.fnmatchcase(f"{RELEASE_DATASET}:{i.session_id}",
-                                             session_part))]
-        found = [f"{i.session_id}/{k}" for i in infos for k in range(i.num_neurons)
-                 if fnmatch.fnmatchcase(str(k), neuron_part)]
-        if not found:
-            looked = ", ".join(str(i.session_id) for i in infos) or "no session matches"
-            raise InvalidInputError(f"neuron pattern {text!r} matches no neuron (sessions: "
-                                    f"{looked}); list them with: v4compact data sessions")
-        out += found
-    return list(dict.fromkeys(out))
+            seen.add(manifest["id"])
+            yield manifest_path.parent, manifest

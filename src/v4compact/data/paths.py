@@ -1,19 +1,16 @@
 """Release-relative paths of every kind of file, and the one way to ask for a local file.
 
 The data directory is laid out like the public release ``cowleygroup/V4_compact_models``
-(see ``config.data_dir``). Every path here is relative to that directory and uses ``/``.
-:func:`require` turns a release path into a local path, or raises a
-:class:`~v4compact.errors.DataNotFoundError` that names the file, the directory searched and
-the command that fetches it.
+(see ``config.data_dir``). Every path here is relative to that directory and uses ``/``;
+:func:`fetch_command` is the command line that downloads a fetch group.
+:func:`v4compact.data.local.require` turns a release path into a local path.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .. import config
-from ..errors import DataNotFoundError
 
 RESPONSES_DIR = "data_V4_responses"
 COMPACT_DIR = "data_compact_models"
@@ -84,51 +81,3 @@ def fetch_command(what: str, data_dir: str | os.PathLike | None = None) -> str:
     if config.data_dir_source(data_dir) == "argument":
         cmd += f" --data-dir {config.data_dir(data_dir)}"
     return cmd
-
-
-def fetch_group_of(relpath: str) -> str:
-    """The narrowest ``v4compact data fetch`` group holding a release file.
-
-    ``kind:selector`` from :func:`v4compact.data.registry.classify`, e.g.
-    ``images:190923``, ``compact-models-npy:201025/10``, ``shared-models:from_vgg19``.
-    """
-    from .registry import classify
-
-    kind, selector = classify(relpath)
-    return f"{kind}:{selector}" if selector else kind
-
-
-def require(
-    relpath: str,
-    data_dir: str | os.PathLike | None = None,
-    fetch_group: str | None = None,
-) -> Path:
-    """The local path of a release file, or a one-line error saying how to get it.
-
-    Args:
-        relpath: release-relative path (one of the functions above).
-        data_dir: data directory; ``None`` resolves it through :func:`v4compact.config.data_dir`.
-        fetch_group: the ``v4compact data fetch`` group to name (default: :func:`fetch_group_of`
-            of the path, the narrowest group that downloads it).
-
-    Returns:
-        Absolute path of the existing file.
-
-    Raises:
-        DataNotFoundError: the file is not in the data directory; the message names the file,
-            the directory searched (and where its setting came from) and the fetch command, or
-            says that the public release does not contain the file at all.
-    """
-    root = config.data_dir(data_dir)
-    path = root / relpath
-    if path.is_file():
-        return path
-    from .registry import load_registry
-
-    where = f"data directory {root} (from {config.data_dir_source(data_dir)})"
-    if relpath not in load_registry():
-        raise DataNotFoundError(
-            f"{relpath} not found in {where}, and the public release has no such file"
-        )
-    command = fetch_command(fetch_group or fetch_group_of(relpath), data_dir)
-    raise DataNotFoundError(f"{relpath} not found in {where}; fetch it with: {command}")

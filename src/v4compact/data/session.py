@@ -23,7 +23,7 @@ import numpy as np
 from .. import config
 from .. import images as image_ops
 from ..errors import CorruptDataError
-from . import paths
+from . import local, paths
 from .catalog import SessionInfo, session_info
 from .zipimages import ZipImages
 
@@ -143,7 +143,7 @@ class Session:
 
     @cached_property
     def _images(self) -> ZipImages:
-        path = paths.require(
+        path = local.require(
             paths.images_zip(self.session_id), self._data_dir_setting, f"images:{self.session_id}"
         )
         return ZipImages(path, expected_count=self.num_images)
@@ -208,7 +208,7 @@ class Session:
         Raises:
             DataNotFoundError: the raw-response file is not in the data directory.
         """
-        path = paths.require(
+        path = local.require(
             paths.responses_raw(self.session_id),
             self._data_dir_setting,
             f"raw-responses:{self.session_id}",
@@ -275,7 +275,8 @@ def load_session(session_id, data_dir: str | os.PathLike | None = None) -> Sessi
         DataNotFoundError: the averaged responses are not in the data directory.
         CorruptDataError: the responses do not have the catalogue's shape.
     """
-    from .datasets import find_session, is_user_session_id, parse_session_id
+    from .catalog import parse_session_id
+    from .datasets import find_session, is_user_session_id
 
     if isinstance(session_id, os.PathLike):
         return ImportedSession(Path(session_id), data_dir)
@@ -286,7 +287,7 @@ def load_session(session_id, data_dir: str | os.PathLike | None = None) -> Sessi
         session_id = sid
     info = session_info(session_id)
     rel = paths.responses_averaged(info.session_id)
-    path = paths.require(rel, data_dir, f"responses:{info.session_id}")
+    path = local.require(rel, data_dir, f"responses:{info.session_id}")
     responses = _load_npy(path)
     if responses.shape != (info.num_neurons, info.num_images):
         raise CorruptDataError(
@@ -309,7 +310,7 @@ class ImportedSession(Session):
     """
 
     def __init__(self, folder: Path, data_dir=None):
-        from .datasets import session_info_from_manifest
+        from .catalog import session_info_from_manifest
         from .layout import read_manifest, read_table
 
         self.folder = Path(folder)

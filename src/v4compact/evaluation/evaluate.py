@@ -63,7 +63,7 @@ def compact_model_ids(sessions=None) -> list[str]:
 
 def _session_list(sessions) -> list[int | str]:
     """Canonical ids of release (``190923``) and imported (``"mylab:s01"``) sessions."""
-    from ..data.datasets import parse_session_id
+    from ..data.catalog import parse_session_id
 
     if isinstance(sessions, (int, np.integer, str)):
         sessions = [sessions]
@@ -110,7 +110,7 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
                                batch_size=batch_size, device=device)
         return [lambda: pred]
     if isinstance(model, str | os.PathLike):
-        from ..training.ensemble import is_run_dir
+        from ..models.teachers.runs import is_run_dir
 
         if is_run_dir(model):  # a folder written by 'v4compact train ensemble'
             return [_run_loader(model, name, batch_size, device, data_dir)]
@@ -144,7 +144,7 @@ def _resolve(model, *, name, neuron_ids, batch_size, device, data_dir, sessions)
 
 def _registry_loader(model_id: str, batch_size: int, device, data_dir):
     def load() -> Predictor:
-        from ..models.ensemble import Ensemble
+        from ..models.teachers.ensemble import Ensemble
         from ..models.zoo import load_model
 
         kwargs = {"data_dir": data_dir}
@@ -165,7 +165,7 @@ def _registry_loader(model_id: str, batch_size: int, device, data_dir):
 def _run_loader(run_dir, name, batch_size: int, device, data_dir):
     """The members of a training run folder, mapped by one ridge each (averaged)."""
     def load() -> Predictor:
-        from ..training.ensemble import load_trained_ensemble
+        from ..models.teachers.runs import load_trained_ensemble
 
         ensemble = load_trained_ensemble(run_dir, device=device or "cpu", data_dir=data_dir)
         return ensemble_predictor(ensemble, name=name, batch_size=batch_size)
@@ -179,7 +179,7 @@ def _population_loader(session_id: int, batch_size: int, device, data_dir):
     neuron_ids = session_neuron_ids(session_id)
 
     def load() -> Predictor:
-        from ..models.registry import load_compact_population
+        from ..models.formats.loaders import load_compact_population
 
         kwargs = {"data_dir": data_dir}
         if device is not None:

@@ -81,14 +81,14 @@ def onnx_predictor(path: str | os.PathLike, name: str | None = None, neuron_ids=
                    batch_size: int = 64) -> Predictor:
     """Wrap an ONNX file whose first input is re-centred float32 ``(N, 3, 112, 112)``.
 
-    Runs with onnxruntime on the CPU (:class:`~v4compact.models.export.OnnxModel`); the
+    Runs with onnxruntime on the CPU (:class:`~v4compact.models.formats.onnx.OnnxModel`); the
     first output is used (flattened per image).
 
     Raises:
         InvalidInputError: the file does not exist.
         ModelFormatError: onnxruntime is missing or cannot read the file.
     """
-    from ..models.export import OnnxModel
+    from ..models.formats.onnx import OnnxModel
 
     path = Path(path)
     if not path.is_file():
@@ -102,21 +102,21 @@ def _session_features(backbone, session, images, batch_size: int) -> np.ndarray:
     if not backbone.cache_key:
         return backbone.features(images, batch_size=batch_size)
     from ..features import FeatureCache
-    from ..training.ensemble import FEATURE_CACHE_DTYPE
+    from ..features.cache import FEATURE_CACHE_DTYPE
 
     return FeatureCache(dtype=FEATURE_CACHE_DTYPE).features(
         backbone, images, f"session{session.session_id}", batch_size=batch_size)
 
 
 def ensemble_predictor(ensemble, name: str | None = None, batch_size: int = 64) -> Predictor:
-    """Wrap an :class:`~v4compact.models.ensemble.Ensemble` (released or a training run).
+    """Wrap an :class:`~v4compact.models.teachers.ensemble.Ensemble` (released or a training run).
 
     Each member's embedding is mapped to a session's neurons by its own cross-validated
     ridge fitted on the fitting images, and the members' predictions are averaged
     (SYSTEM.md §7); backbone features come from the feature cache when the backbone has a
     stable identity.
     """
-    from ..training.ensemble import ensemble_ridge_predictions
+    from ..mapping.ensemble import ensemble_ridge_predictions
 
     def fit_predict(session, images, fit, held) -> np.ndarray:
         features = _session_features(ensemble.backbone, session, images, batch_size)
@@ -129,9 +129,9 @@ def ensemble_predictor(ensemble, name: str | None = None, batch_size: int = 64) 
 
 
 def backbone_predictor(backbone, name: str | None = None, batch_size: int = 64) -> Predictor:
-    """Wrap a :class:`~v4compact.models.backbones.Backbone` (a task-driven DNN cut at a layer):
-    its features mapped to a session's neurons by cross-validated ridge fitted on the fitting
-    images (features cached on disk when the backbone has a stable identity)."""
+    """Wrap a :class:`~v4compact.models.teachers.backbones.Backbone` (a task-driven DNN cut at a
+    layer): its features mapped to a session's neurons by cross-validated ridge fitted on the
+    fitting images (features cached on disk when the backbone has a stable identity)."""
     from ..mapping.ridge import RidgeMapping
 
     def fit_predict(session, images, fit, held) -> np.ndarray:

@@ -6,7 +6,7 @@ Layout under the cache root (default ``<per-user cache>/features``, see
     <root>/<backbone spec>-<hash>/backbone.json        what the folder holds (the backbone key)
     <root>/<backbone spec>-<hash>/<image set>.npy      float16 or float32 (N, H, W, C)
 
-The folder's hash covers :attr:`~v4compact.models.backbones.Backbone.cache_key` (weights,
+The folder's hash covers :attr:`~v4compact.models.teachers.backbones.Backbone.cache_key` (weights,
 layer, preprocessing, input size, pooling) and the stored dtype, so features of another
 backbone or preprocessing are never mixed up; the image set names the images (e.g.
 ``"session201025"``) and the file records how many there are.
@@ -39,6 +39,9 @@ __all__ = ["DTYPES", "FeatureCache", "session_features"]
 
 #: Storage types of the cached features.
 DTYPES = ("float16", "float32")
+#: Storage type of cached backbone features for training and evaluating ensembles: float32,
+#: so that training sees the backbone's exact features.
+FEATURE_CACHE_DTYPE = "float32"
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -88,7 +91,7 @@ class FeatureCache:
         """The backbone's features of ``images``, from the cache or computed and stored.
 
         Args:
-            backbone: a :class:`~v4compact.models.backbones.Backbone` with a ``cache_key``.
+            backbone: a :class:`~v4compact.models.teachers.backbones.Backbone` with a ``cache_key``.
             images: the image set's images, uint8 ``(N, 112, 112, 3)`` or a lazy
                 ``session.images``; read only when the features are not cached yet.
             image_set: the name of the image set (e.g. ``"session201025"``).
@@ -165,7 +168,7 @@ def session_features(backbone, session, cache: FeatureCache | None = None,
     """Features of all images of a session, cached on disk.
 
     Args:
-        backbone: a :class:`~v4compact.models.backbones.Backbone`.
+        backbone: a :class:`~v4compact.models.teachers.backbones.Backbone`.
         session: a :class:`~v4compact.data.session.Session` (its images are read lazily,
             only when not cached).
         cache: the cache (default: ``FeatureCache()``, float16 in the per-user cache).

@@ -2,7 +2,7 @@
 
 Per neuron: a feature mix (1x1 convolution over the C channels, L2 penalty 1e-4), batch
 norm, a spatial map (depthwise convolution over the whole H x W grid, "valid", L2 0.01) and a
-bias - a :class:`~v4compact.models.readouts.FactorizedReadout` with batch norm. Recipe (the
+bias - a :class:`~v4compact.models.nets.readouts.FactorizedReadout` with batch norm. Recipe (the
 paper's final numbers): targets z-scored per neuron; weights initialised from a rank-1 SVD of
 each neuron's ridge solution (penalty 6e4, on the channels-last flattened features); Adam
 (learning rate 1e-5, Keras' epsilon 1e-7), the gradient clipped per element at 0.5, batch
@@ -24,7 +24,7 @@ import torch
 
 from ..errors import InvalidInputError
 from ..metrics import r2_er, raw_r2
-from ..models.readouts import FactorizedReadout
+from ..models.nets.readouts import FactorizedReadout
 
 __all__ = ["FactorizedMapping"]
 
@@ -53,7 +53,7 @@ class FactorizedMapping:
         device: torch device for training.
 
     Attributes (after :meth:`fit`):
-        readout_: the fitted :class:`~v4compact.models.readouts.FactorizedReadout` (eval
+        readout_: the fitted :class:`~v4compact.models.nets.readouts.FactorizedReadout` (eval
             mode), on z-scored targets.
         history_: ``[(round, median validation score)]``; round 0 is the SVD initialisation.
         best_round_: the round whose weights were kept.

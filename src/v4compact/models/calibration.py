@@ -1,7 +1,7 @@
 """From z-scored units to spikes: an affine calibration per recorded neuron.
 
 The compact models' teacher was fitted to responses z-scored per neuron, so every released
-model outputs **z-scored units** (:data:`v4compact.models.zoo.Z_SCORED_UNITS`): near 0 on
+model outputs **z-scored units** (:data:`v4compact.models.ids.Z_SCORED_UNITS`): near 0 on
 average over natural images, s.d. near 1, sometimes negative - not spike counts
 (SYSTEM.md §9). For a neuron that was recorded, :func:`fit_calibration` fits
 ``spikes = slope * output + intercept`` by least squares on the first half of its session
@@ -11,7 +11,8 @@ correlation with its responses (raw R^2, r2_ER) is the same in either unit; only
 and offset change. ``predict(..., units="spikes")`` and ``v4compact predict --units spikes``
 apply it.
 
-This module does not import torch at import time (the CLI reads :data:`UNITS`).
+This module does not import torch at import time (the CLI reads :data:`UNITS`); it runs
+models through :func:`~v4compact.models.runner.run_model`, the engine under ``predict``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from .. import config
 from ..errors import DataNotFoundError, InvalidInputError
-from .zoo import Z_SCORED_UNITS, split_neuron_id
+from .ids import Z_SCORED_UNITS, split_neuron_id
 
 __all__ = ["SPIKE_UNITS", "UNITS", "Calibration", "calibration_from_outputs", "fit_calibration"]
 
@@ -108,7 +109,7 @@ def fit_calibration(model, data_dir: str | os.PathLike | None = None) -> Calibra
     from ..data.paths import fetch_command
     from ..data.session import load_session
     from ..errors import UnknownNeuronError
-    from .predict import predict
+    from .runner import run_model
 
     name = getattr(model, "model_id", "") or type(model).__name__
     neuron_ids = [str(n) for n in (getattr(model, "neuron_ids", None) or [])]
@@ -146,7 +147,7 @@ def fit_calibration(model, data_dir: str | os.PathLike | None = None) -> Calibra
                 f"with: {fetch_command(f'images:{sid}', data_dir)}"
             )
         fit, _ = session.heldout_split()
-        outputs = predict(model, session.images[fit]).reshape(len(fit), -1)
+        outputs = run_model(model, session.images[fit]).reshape(len(fit), -1)
         cols = [column for column, _ in pairs]
         part = calibration_from_outputs(session, [k for _, k in pairs], outputs[:, cols])
         slope[cols], intercept[cols] = part.slope, part.intercept

@@ -13,11 +13,11 @@ threads with single-threaded ops, its input gradients computed in the same task:
 CPU time per step than the stacked chunks (measured side by side for 32 neurons: 0.8 vs 2
 CPU-seconds per step), whose grouped convolutions write feature maps far larger than the
 cache. On CUDA (and with ``cpu_mode = "stack"``) the targeted ones run as
-:class:`~v4compact.models.stack.CompactStack` chunks: each model gets its own images in one
+:class:`~v4compact.models.nets.stack.CompactStack` chunks: each model gets its own images in one
 grouped forward (and backward) pass instead of one small pass per model. The stack computes
 the same function as the separate models (to float rounding), so synthesis gives the same
 images; it runs with batch norm folded and in channels-last memory
-(:meth:`~v4compact.models.stack.CompactStack.fused`). Models are chunked
+(:meth:`~v4compact.models.nets.stack.CompactStack.fused`). Models are chunked
 :data:`STACK_CHUNK` at a time, in order of their layer-0 width (the layer that costs most),
 so that a chunk pads its members to similar widths.
 
@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from ..errors import InvalidInputError
-from ..models.cores import map_on_cores
-from ..models.stack import CompactStack
+from ..models.engines.cores import map_on_cores
+from ..models.nets.stack import CompactStack
 
 #: Models per stacked chunk in :meth:`RoutedModels.forward_columns` (see the module docstring;
 #: measured in ``benchmarks/bench_synthesis.py``).

@@ -7,7 +7,7 @@ shards), MSE, batch 64, one pass over the corpus, each shard shuffled; after eac
 weights are smoothed (:func:`smooth_stack_`), fidelity is measured and a checkpoint saved;
 the last save is the result.
 
-All students of a run are one :class:`~v4compact.models.stack.CompactStack` trained on the
+All students of a run are one :class:`~v4compact.models.nets.stack.CompactStack` trained on the
 loss summed over students (exact: each student gets the gradient it would get alone), so
 every image is decoded once and the teacher evaluated once (:class:`TeacherCache`) for all
 of them.
@@ -46,7 +46,7 @@ from torch import nn
 from ..errors import InvalidInputError
 from ..images import IMAGE_SIZE
 from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_num_filters
-from ..models.stack import CompactStack
+from ..models.nets.stack import CompactStack
 from . import runtime as rt
 from .augment import Augmentation, FunctionMatching
 from .corpus import ImageCorpus, batch_plan, image_loader, rank_part, steps_per_pass
@@ -571,7 +571,7 @@ def fidelity(stack: nn.Module, images: np.ndarray | None, targets: np.ndarray | 
     """How well each student (column) follows its teacher and its neuron.
 
     Args:
-        stack: a :class:`~v4compact.models.stack.CompactStack` (or any model whose column k
+        stack: a :class:`~v4compact.models.nets.stack.CompactStack` (or any model whose column k
             is neuron ``stack.neuron_ids[k]``).
         images: uint8 ``(N, 112, 112, 3)`` held-out corpus images, or ``None``.
         targets: float ``(N, K)`` teacher responses to them.

@@ -1,6 +1,6 @@
 """Train ensemble members on recorded V4 sessions (SYSTEM.md §6): :func:`train_ensemble`.
 
-Each member (:class:`~v4compact.models.ensemble.EnsembleMember`) maps backbone features to
+Each member (:class:`~v4compact.models.teachers.ensemble.EnsembleMember`) maps backbone features to
 an embedding and a readout; members are trained independently on the same session order and
 differ by their seed (member ``k``: ``31490 + k``). Backbone features come from the feature
 cache (:class:`~v4compact.features.FeatureCache`): the backbone runs once per image, not at
@@ -64,7 +64,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +72,25 @@ import torch
 from torch import nn
 
 from ..errors import DataNotFoundError, InvalidInputError
+from ..features.cache import FEATURE_CACHE_DTYPE
 from ..files import atomic_write
-from ..models.ensemble import MEMBER_INPUT_SHAPE, MEMBER_SEED_BASE, Ensemble, EnsembleMember
-from ..models.layers import keras_init_
-from ..models.readouts import FactorizedReadout
+from ..mapping.ensemble import ensemble_ridge_predictions
+from ..models.nets.layers import keras_init_
+from ..models.nets.readouts import FactorizedReadout
+from ..models.teachers.ensemble import (
+    MEMBER_INPUT_SHAPE,
+    MEMBER_SEED_BASE,
+    EnsembleMember,
+)
+from ..models.teachers.runs import (
+    MEMBERS_DIR,
+    RUN_FILE,
+    describe_run,
+    is_run_dir,
+    load_trained_ensemble,
+    member_file,
+    run_backbone,
+)
 from . import runtime as rt
 
 __all__ = [
@@ -107,14 +121,9 @@ VALIDATION_FOLDS = 8
 VALIDATION_FOLD_SEED = 314159
 #: Upstream's readout reset scales the permuted initial readout weights by this.
 READOUT_RESET_SCALE = 0.001
-#: Storage type of cached backbone features for training and evaluating ensembles: float32,
-#: so that training sees the backbone's exact features.
-FEATURE_CACHE_DTYPE = "float32"
 
-_RUN_FILE = "run.json"
 _METRICS_FILE = "metrics.csv"
 _CURVES_FILE = "curves.png"
-_MEMBERS_DIR = "members"
 _CHECKPOINT_DIR = "checkpoint"
 
 
@@ -171,7 +180,7 @@ class EnsembleTrainingConfig:
     """Everything that decides a training run (saved in ``run.json``).
 
     Attributes:
-        backbone: backbone spec (:func:`~v4compact.models.backbones.load_backbone`).
+        backbone: backbone spec (:func:`~v4compact.models.teachers.backbones.load_backbone`).
         sessions: training session ids (``None``: every training session whose images are
             in the data directory).
         validation: the validation session (early stopping).
@@ -212,7 +221,7 @@ class EnsembleTrainingConfig:
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, "
                                         f"got {getattr(self, name)!r}")
-        from ..data.datasets import parse_session_id
+        from ..data.catalog import parse_session_id
 
         if self.sessions is not None and parse_session_id(self.validation) in map(
                 parse_session_id, self.sessions):
@@ -526,44 +535,7 @@ def _validation_score(mean_predictions: np.ndarray, data: _SessionData) -> float
     return float(np.nanmedian(raw_r2(data.responses, mean_predictions.T)))
 
 
-def ensemble_ridge_predictions(members: Sequence[EnsembleMember], features_fit: np.ndarray,
-                               responses_fit: np.ndarray, features_eval: np.ndarray,
-                               penalty: str | float = "cv", batch_size: int = 64) -> np.ndarray:
-    """One ridge per member from its embedding to the neurons, predictions averaged (§7).
-
-    Members are visited one at a time, so memory holds one member's embeddings.
-
-    Args:
-        members: trained members (e.g. ``ensemble.members``).
-        features_fit: channels-last backbone features ``(n_fit, H, W, C)`` of the fitting
-            images.
-        responses_fit: ``(n_fit, neurons)`` responses of the fitting images.
-        features_eval: backbone features ``(n_eval, H, W, C)`` of the images to predict.
-        penalty: :class:`~v4compact.mapping.RidgeMapping`'s penalty (``"cv"``,
-            ``"heuristic"`` or a number).
-        batch_size: feature maps per forward pass.
-
-    Returns:
-        float64 ``(n_eval, neurons)``, in the responses' units.
-    """
-    from ..mapping.ridge import RidgeMapping
-
-    if len(members) == 0:
-        raise InvalidInputError("an ensemble prediction needs at least one member")
-    total = None
-    for member in members:
-        ridge = RidgeMapping(penalty=penalty).fit(member.embeddings(features_fit, batch_size),
-                                                  responses_fit)
-        predicted = ridge.predict(member.embeddings(features_eval, batch_size))
-        total = predicted if total is None else total + predicted
-    return total / len(members)
-
-
 # ----------------------------------------------------------------------------- run folder
-
-
-def _member_file(folder: Path, index: int) -> Path:
-    return folder / f"member{index}.pt"
 
 
 def _architecture(config: EnsembleTrainingConfig, backbone) -> dict:
@@ -571,17 +543,6 @@ def _architecture(config: EnsembleTrainingConfig, backbone) -> dict:
     channels, height, _ = backbone.output_shape
     return {"in_channels": channels, "input_size": height, "width": config.width,
             "inner_width": config.inner_width, "num_blocks": config.num_blocks}
-
-
-def _run_backbone(config: EnsembleTrainingConfig, device, data_dir):
-    """The run's backbone, its maps average-pooled to ``feature_size`` when larger."""
-    from ..models.backbones import load_backbone
-
-    backbone = load_backbone(config.backbone, device=device, data_dir=data_dir)
-    if backbone.output_shape[1] > config.feature_size:
-        backbone = load_backbone(config.backbone, device=device, data_dir=data_dir,
-                                 pool_to=config.feature_size)
-    return backbone
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -592,10 +553,10 @@ def _write_json(path: Path, payload: dict) -> None:
 def _prepare_folder(out: Path, config: EnsembleTrainingConfig, resume: bool,
                     runtime: rt.Runtime) -> dict | None:
     """Check the run folder; returns the checkpoint to resume from (or ``None``)."""
-    run_file = out / _RUN_FILE
+    run_file = out / RUN_FILE
     if resume:
         if not run_file.is_file():
-            raise DataNotFoundError(f"{out} holds no training run ({_RUN_FILE} missing); "
+            raise DataNotFoundError(f"{out} holds no training run ({RUN_FILE} missing); "
                                     "start without --resume")
         saved = json.loads(run_file.read_text())["config"]
         mine = config.to_dict()
@@ -648,10 +609,10 @@ def train_ensemble(out: str | os.PathLike, config: EnsembleTrainingConfig, *,
     runtime = rt.init_runtime(device)
     try:
         checkpoint = _prepare_folder(out, config, resume, runtime)
-        backbone = _run_backbone(config, runtime.device, data_dir)
+        backbone = run_backbone(config.backbone, config.feature_size, runtime.device, data_dir)
         cache = FeatureCache(cache_dir, dtype=config.cache_dtype) if use_cache else None
         source = _Features(backbone, cache, config.max_images, data_dir)
-        from ..data.datasets import parse_session_id
+        from ..data.catalog import parse_session_id
 
         session_ids = [parse_session_id(s)
                        for s in config.sessions or _default_sessions(data_dir)]
@@ -708,7 +669,7 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
                        sessions.items()}
     total_steps = sum(p * sum(steps_per_visit.values()) for p in passes)
     metric = _validation_metric(validation)
-    members_dir, checkpoint_dir = out / _MEMBERS_DIR, out / _CHECKPOINT_DIR
+    members_dir, checkpoint_dir = out / MEMBERS_DIR, out / _CHECKPOINT_DIR
 
     done = -1  # index of the last completed visit (epoch * sessions + position)
     best, step, epoch_seconds = -math.inf, 0, []
@@ -721,7 +682,7 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
         restart = preset.new_optimizer_each_epoch and next_position == 0
         lr_now = _lr_function(preset, min(next_epoch, config.epochs - 1), total_steps)(step)
         for member in members:
-            member.load_state(rt.load_checkpoint(_member_file(folder, member.index)),
+            member.load_state(rt.load_checkpoint(member_file(folder, member.index)),
                               with_optimizer=not restart, lr=lr_now)
         rt.set_rng_state(checkpoint["rng"])
     else:
@@ -762,7 +723,7 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
         if decision["improved"]:
             best = decision["score"]
             for member in members:
-                rt.save_checkpoint(_member_file(members_dir, member.index), {
+                rt.save_checkpoint(member_file(members_dir, member.index), {
                     "architecture": architecture, "state_dict": member.model.state_dict(),
                     "member": member.index, "seed": member.seed, "epoch": epoch,
                     "session_visit": visit, "validation_score": best,
@@ -790,11 +751,11 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
         "status": "finished", "best_validation_score": best, "validation_metric": metric,
         "validation_session": config.validation, "sessions": session_ids,
         "epoch_seconds": epoch_seconds, "steps_per_member": step,
-        "members": [str(_member_file(members_dir, k).relative_to(out))
+        "members": [str(member_file(members_dir, k).relative_to(out))
                     for k in range(config.members)],
     }
     if runtime.is_main:
-        _write_json(out / _RUN_FILE, {"config": config.to_dict(), **summary})
+        _write_json(out / RUN_FILE, {"config": config.to_dict(), **summary})
         run_curves_figure(out).savefig(out / _CURVES_FILE, dpi=120, bbox_inches="tight")
     rt.barrier(runtime)
     return summary
@@ -805,7 +766,7 @@ def _save_progress(folder: Path, members: list[_Member], runtime: rt.Runtime,
     """Members (each rank its own) into a new step folder, then rank 0 commits latest.pt."""
     name = f"step-{position['visit']}"
     for member in members:
-        rt.save_checkpoint(_member_file(folder / name, member.index), member.state())
+        rt.save_checkpoint(member_file(folder / name, member.index), member.state())
     rt.barrier(runtime)
     if runtime.is_main:
         rt.save_checkpoint(folder / "latest.pt", {**position, "folder": name,
@@ -824,7 +785,7 @@ def run_curves_figure(run_dir: str | os.PathLike):
     validation score of a run, against SGD steps."""
     run_dir = Path(run_dir)
     rows = rt.read_metrics(run_dir / _METRICS_FILE)
-    config = json.loads((run_dir / _RUN_FILE).read_text())["config"]
+    config = json.loads((run_dir / RUN_FILE).read_text())["config"]
     metric = next((r["validation_metric"] for r in rows if "validation_metric" in r), "score")
     train = [r for r in rows if r.get("kind") == "train"]
     val = [r for r in rows if r.get("kind") == "validation"]
@@ -838,59 +799,3 @@ def run_curves_figure(run_dir: str | os.PathLike):
                 "validation_score": f"validation {config['validation']}: median {metric}"},
         log_columns=["train_mse"])
     return fig
-
-
-def load_trained_ensemble(run_dir: str | os.PathLike, device: torch.device | str = "cpu",
-                          data_dir: str | os.PathLike | None = None) -> Ensemble:
-    """The members of a training run (at their best validation score) with their backbone.
-
-    Args:
-        run_dir: a folder written by :func:`train_ensemble`.
-        device: torch device.
-        data_dir: data directory (for a model-core backbone).
-
-    Returns:
-        An :class:`~v4compact.models.ensemble.Ensemble` in eval mode; its ``model_id`` is
-        ``"run:<folder name>"``. Map its members' embeddings to neurons with
-        :func:`ensemble_ridge_predictions`.
-
-    Raises:
-        DataNotFoundError: not a run folder, or no member saved yet.
-    """
-    run_dir = Path(run_dir)
-    run_file = run_dir / _RUN_FILE
-    if not run_file.is_file():
-        raise DataNotFoundError(f"{run_dir} is not a training run ({_RUN_FILE} missing); "
-                                "train one with 'v4compact train ensemble --out DIR'")
-    config = EnsembleTrainingConfig.from_dict(json.loads(run_file.read_text())["config"])
-    files = sorted((run_dir / _MEMBERS_DIR).glob("member*.pt"),
-                   key=lambda p: int(p.stem.removeprefix("member")))
-    if not files:
-        raise DataNotFoundError(f"{run_dir} has no saved members yet ({_MEMBERS_DIR}/ is "
-                                "empty); let the run pass one validation")
-    members = []
-    for path in files:
-        saved = rt.load_checkpoint(path, map_location=device)
-        member = EnsembleMember(**saved["architecture"])
-        member.load_state_dict(saved["state_dict"])
-        members.append(member.to(device).eval())
-    backbone = _run_backbone(config, device, data_dir)
-    return Ensemble(backbone, members, model_id=f"run:{run_dir.name}").to(device)
-
-
-def describe_run(run_dir: str | os.PathLike) -> str:
-    """One line naming a training run for figures: folder, members, preset, backbone, metric."""
-    run_dir = Path(run_dir)
-    saved = json.loads((run_dir / _RUN_FILE).read_text())
-    config = saved["config"]
-    width = "" if config["width"] == 512 else f" of width {config['width']}"
-    return (f"trained run '{run_dir.name}': {config['members']} members{width}, preset "
-            f"{config['preset']}, {config['epochs']} epochs, backbone {config['backbone']}")
-
-
-def is_run_dir(path) -> bool:
-    """True when ``path`` is a folder written by :func:`train_ensemble`."""
-    try:
-        return (Path(path) / _RUN_FILE).is_file()
-    except (TypeError, OSError):
-        return False

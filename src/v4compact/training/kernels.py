@@ -1,8 +1,8 @@
 """The fastest way to run a student stack's training step on this device, measured.
 
-A :class:`~v4compact.models.stack.CompactStack` computes the same function with either
+A :class:`~v4compact.models.nets.stack.CompactStack` computes the same function with either
 grouped convolutions or one batched matrix product for its pointwise layers, in contiguous
-or channels-last memory (:meth:`~v4compact.models.stack.CompactStack.set_kernels`). Which
+or channels-last memory (:meth:`~v4compact.models.nets.stack.CompactStack.set_kernels`). Which
 is faster depends on the device, its library versions and the stack's shape (on an H200
 the stacked students ran at 0.3% of the chip's bfloat16 rate with the defaults), so a
 training run on CUDA times one step of every choice on a copy of its stack, with its own
@@ -29,7 +29,7 @@ import torch
 from ..errors import InvalidInputError
 from ..images import IMAGE_SIZE
 from ..models.arch import IN_CHANNELS
-from ..models.stack import KERNEL_CHOICES, CompactStack
+from ..models.nets.stack import KERNEL_CHOICES, CompactStack
 
 __all__ = ["CPU_KERNELS", "DEFAULT_KERNELS", "apply_kernels", "choices", "parse_kernels",
            "time_step", "tune_kernels"]
@@ -41,7 +41,7 @@ CPU_KERNELS = {"pointwise": "conv", "memory_format": "channels_last"}
 
 
 def choices() -> list[dict[str, str]]:
-    """Every :meth:`~v4compact.models.stack.CompactStack.set_kernels` combination."""
+    """Every :meth:`~v4compact.models.nets.stack.CompactStack.set_kernels` combination."""
     return [{"pointwise": p, "memory_format": f} for f, p in
             itertools.product(KERNEL_CHOICES["memory_format"], KERNEL_CHOICES["pointwise"])]
 

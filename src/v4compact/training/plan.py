@@ -254,7 +254,7 @@ def plan_run(config, corpus, teacher, out, *, minutes: float | None = None,
 def _probe(config, students: int, teacher, device) -> tuple[float, float | None]:
     """Seconds per image of a training step of ``students`` stacked students and of the
     teacher, on random images of the run's batch size (global random state untouched)."""
-    from ..models.stack import CompactStack
+    from ..models.nets.stack import CompactStack
     from .distill import process_device
     from .kernels import CPU_KERNELS, apply_kernels, parse_kernels
     from .runtime import Runtime

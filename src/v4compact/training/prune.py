@@ -1,7 +1,7 @@
 """Pruning of distilled students (SYSTEM.md §10): step 1, the rebuild, step 2.
 
 **Step 1** (:func:`prune_stack`) works on channel masks of a
-:class:`~v4compact.models.stack.CompactStack`, every student at once, layer 4 first, then
+:class:`~v4compact.models.nets.stack.CompactStack`, every student at once, layer 4 first, then
 layers 3, 2, 1, 0, each on the network already pruned above it. Statistics come from the
 held-out corpus images (5,000 upstream), in eval mode. Threshold 0.9; every layer keeps at
 least :data:`~v4compact.models.arch.MIN_FILTERS` (3) filters.
@@ -47,7 +47,7 @@ import torch
 
 from ..errors import InvalidInputError
 from ..models.arch import MIN_FILTERS, NUM_LAYERS, READOUT_SIZE
-from ..models.stack import CompactStack
+from ..models.nets.stack import CompactStack
 
 __all__ = [
     "CONVENTIONS",
@@ -226,7 +226,7 @@ def rebuild(pruned: CompactStack, images: np.ndarray,
         batch_size: images per forward pass.
 
     Returns:
-        ``(models, error)``: :class:`~v4compact.models.compact.CompactModel` objects with
+        ``(models, error)``: :class:`~v4compact.models.nets.compact.CompactModel` objects with
         only the kept channels (eval mode), and the largest ``|rebuilt - masked|`` over
         images and students divided by that student's output s.d. (z-scored units),
         computed in full float32 (no TF32 on CUDA: a run on an H200 with cuDNN's default
@@ -445,7 +445,7 @@ def _write_outputs(run_dir: Path, run: dict, config, teacher, distilled, retrain
     import csv
 
     from .. import __version__
-    from ..models.keras_writer import write_keras
+    from ..models.formats.keras_writer import write_keras
 
     references = reference_scores(teacher, data_dir)
     before = distilled.to_models()

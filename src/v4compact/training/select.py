@@ -139,7 +139,7 @@ def choose_images(model: str, neurons: Sequence[str], pool, count: int, *,
     Returns:
         The :class:`Selection`.
     """
-    from ..data.datasets import expand_neurons
+    from ..data.catalog import expand_neurons
     from .corpus import open_corpus
     from .teachers import mapped_committee
 

@@ -15,7 +15,7 @@ A :class:`Teacher` is a callable ``uint8 images (N, 112, 112, 3) -> float32 (N, 
   ``v4compact train ensemble``) - one ridge per member from its embedding, predictions
   averaged (SYSTEM.md §7);
 - a ``torch.nn.Module`` taking re-centred ``(N, 3, 112, 112)`` images, or an
-  :class:`~v4compact.models.export.OnnxModel` (:func:`teacher_from_model`).
+  :class:`~v4compact.models.formats.onnx.OnnxModel` (:func:`teacher_from_model`).
 
 Models run through the one predict path (:func:`v4compact.models.predict.predict`).
 Teachers fitted to z-scored responses (every released model, the mapped teachers here)
@@ -115,9 +115,9 @@ def teacher_from_model(model, neurons: Sequence | None = None, spec: str | None 
     """A teacher from a model object: columns of its outputs.
 
     Args:
-        model: a :class:`~v4compact.models.base.V4Model`, any ``torch.nn.Module`` taking
+        model: a :class:`~v4compact.models.nets.base.V4Model`, any ``torch.nn.Module`` taking
             re-centred ``(N, 3, 112, 112)`` images, or an
-            :class:`~v4compact.models.export.OnnxModel`; it runs where its parameters are.
+            :class:`~v4compact.models.formats.onnx.OnnxModel`; it runs where its parameters are.
         neurons: neuron ids of the columns to take (``None``: all), matched against
             ``model.neuron_ids`` (``"201025/10"``; for a model without neuron ids, the
             column names ``"output<i>"``).
@@ -172,7 +172,7 @@ def load_teacher(spec, neurons: Sequence | None = None, device="cpu",
     if isinstance(spec, Teacher):
         return spec
     if neurons is not None:
-        from ..data.datasets import expand_neurons
+        from ..data.catalog import expand_neurons
 
         neurons = expand_neurons(neurons, data_dir)
     if not isinstance(spec, str | os.PathLike):
@@ -232,7 +232,7 @@ def mapped_committee(spec: str, neurons: Sequence, *, device="cpu", data_dir=Non
     from .ensemble import zscore_responses
 
     if spec.startswith("backbone:"):
-        from ..models.backbones import load_backbone
+        from ..models.teachers.backbones import load_backbone
 
         backbone = load_backbone(spec.removeprefix("backbone:"), device=device,
                                  data_dir=data_dir)
@@ -246,7 +246,7 @@ def mapped_committee(spec: str, neurons: Sequence, *, device="cpu", data_dir=Non
 
             ensemble = load_trained_ensemble(run, device=device, data_dir=data_dir)
         else:
-            from ..models.ensemble import load_ensemble
+            from ..models.teachers.ensemble import load_ensemble
 
             ensemble = load_ensemble(device=device, data_dir=data_dir)
 

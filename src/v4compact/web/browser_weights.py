@@ -2,9 +2,9 @@
 
 The page's runtime (``static/v4runtime.js``, TensorFlow.js) reads them. The ``.bin`` holds
 little-endian float32 arrays, back to back, with batch norm folded into the convolutions
-(the model's own :meth:`~v4compact.models.core.EncoderModel.fuse`, computed in float64 and
+(the model's own :meth:`~v4compact.models.nets.core.EncoderModel.fuse`, computed in float64 and
 rounded once), in TensorFlow.js layouts (channels-last, the Keras layouts of
-:meth:`~v4compact.models.core.EncoderModel.layer_weights`):
+:meth:`~v4compact.models.nets.core.EncoderModel.layer_weights`):
 
 =====================  ==============================  ==========================================
 tensor                 shape                           role
@@ -101,7 +101,7 @@ def write_browser_model(model, folder: str | os.PathLike, stem: str) -> Path:
     """Write one compact model for the page's runtime: ``<folder>/<stem>.json`` + ``.bin``.
 
     Args:
-        model: a :class:`~v4compact.models.compact.CompactModel` (a released model, a made
+        model: a :class:`~v4compact.models.nets.compact.CompactModel` (a released model, a made
             one from ``load_compact_model(path)``, fused or not; left unchanged). Its
             eval-mode function is written.
         folder: where to write (created if missing).

@@ -14,7 +14,7 @@ def describe_network(model, neuron_id: str) -> dict:
     (the raw pointwise matrix is included too).
 
     Args:
-        model: a :class:`~v4compact.models.compact.CompactModel`.
+        model: a :class:`~v4compact.models.nets.compact.CompactModel`.
         neuron_id: ``"session/index"``, echoed back.
 
     Returns:

@@ -5,7 +5,7 @@
 of one session and computes, in this order:
 
 1. **load** - the session's photos (decoded once) and one fused population of the neurons
-   (:func:`v4compact.models.registry.load_compact_population`);
+   (:func:`v4compact.models.formats.loaders.load_compact_population`);
 2. **predict** - one population pass over all the session's photos, every neuron at once;
 3. **score + calibrate** - from those predictions: the held-out score by
    :func:`v4compact.evaluation.score_predictions` (the code ``v4compact evaluate`` scores
@@ -415,7 +415,7 @@ def _write_neuron(cache_dir: Path, task: NeuronTask, summary: dict, points, pngs
 
 
 def _load_population(tasks: Sequence[NeuronTask], data_dir: Path, device: str):
-    from ..models.registry import load_compact_population
+    from ..models.formats.loaders import load_compact_population
 
     return load_compact_population(neurons=[t.neuron_id for t in tasks], device=device,
                                    data_dir=data_dir).eval()

@@ -338,7 +338,7 @@ def _freeze_pages(freezer: _Freezer, chosen: list[str], data_dir: Path) -> list[
 def _write_models(out: Path, chosen: list[str], made, data_dir: Path) -> None:
     """Weights of every exported model (``made``: the explorer's
     :class:`~v4compact.training.made.MadeModel` records), and ``data/models/index.json``."""
-    from ..models.registry import load_compact_model
+    from ..models.formats.loaders import load_compact_model
     from .browser_weights import write_browser_model
 
     index = []

@@ -219,7 +219,7 @@ class ExplorerState:
             DataNotFoundError: a model file is missing.
             CorruptDataError: a model file is damaged.
         """
-        from ..models.registry import load_compact_model
+        from ..models.formats.loaders import load_compact_model
 
         health = self.neuron_health(session_id, neuron)
         if not health.ok:
@@ -254,7 +254,7 @@ class ExplorerState:
             return self._population
 
     def _load_population(self, neuron_ids: list[str]):
-        from ..models.registry import load_compact_population
+        from ..models.formats.loaders import load_compact_population
 
         if not neuron_ids:
             raise DataNotFoundError(
@@ -267,7 +267,7 @@ class ExplorerState:
 
     def population_subset(self, neuron_ids: tuple[str, ...]):
         """A population model of a few neurons (cached), from the library's registry."""
-        from ..models.registry import load_compact_population
+        from ..models.formats.loaders import load_compact_population
 
         for neuron_id in neuron_ids:
             health = self.neuron_health(*zoo.split_neuron_id(neuron_id))
@@ -298,7 +298,7 @@ class ExplorerState:
 
     def made_model(self, entry):
         """The made model of an entry (cached), read from its ``.keras`` file."""
-        from ..models.registry import load_compact_model
+        from ..models.formats.loaders import load_compact_model
 
         return self._models.get_or_create(
             ("made", str(entry.model_path)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .arch import IN_CHANNELS, KERNEL_SIZE, LAYER_SIZES, NUM_LAYERS, check_num_filters
+from ..arch import IN_CHANNELS, KERNEL_SIZE, LAYER_SIZES, NUM_LAYERS, check_num_filters
 
 #: Names of the counted stages, in the order they run.
 STAGES: tuple[str, ...] = (
@@ -31,7 +31,7 @@ def compact_macs(num_filters: Sequence[int]) -> dict[str, int]:
     Raises:
         InvalidInputError: if ``num_filters`` is not five positive integers.
     """
-    from ..errors import InvalidInputError
+    from ...errors import InvalidInputError
 
     try:
         counts = check_num_filters(num_filters)

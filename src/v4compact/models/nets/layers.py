@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import BN_MOMENTUM, DEFAULT_BN_EPS, KERNEL_SIZE, same_padding
+from ..arch import BN_MOMENTUM, DEFAULT_BN_EPS, KERNEL_SIZE, same_padding
 
 __all__ = [
     "ConvBlock",
@@ -218,7 +218,7 @@ def grouped_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     """A grouped 1x1 convolution computed as one batched matrix product.
 
     The same function as ``F.conv2d(x, weight, bias, groups=groups)``; for the pointwise
-    layers of a :class:`~v4compact.models.stack.CompactStack` (one group per model) it is a
+    layers of a :class:`~v4compact.models.nets.stack.CompactStack` (one group per model) it is a
     second implementation whose speed differs by device and layout, so training can pick
     the faster (:mod:`v4compact.training.kernels`).
 
@@ -304,7 +304,7 @@ class SeparableBlock(nn.Module):
 
     Args: as for :class:`ConvBlock`, and ``pointwise_groups``: groups of the 1x1 convolution
         (1 for one model; the number of models in a
-        :class:`~v4compact.models.stack.CompactStack`, whose pointwise is block-diagonal).
+        :class:`~v4compact.models.nets.stack.CompactStack`, whose pointwise is block-diagonal).
 
     Attributes:
         depthwise: depthwise :class:`SameConv2d`, weight ``(Cin, 1, k, k)``, no bias.

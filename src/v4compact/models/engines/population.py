@@ -9,12 +9,12 @@ and concatenates the outputs: ``(N, num_models)`` in the order of :attr:`neuron_
 On CUDA, inference runs differently (:attr:`CompactPopulation.engine`): the groups' many
 small launches leave a GPU idle (an H200 ran the 218 CPU-sized groups at 5.7 images/s,
 0.3% of its matmul rate), so all models run as one batch-norm-folded
-:class:`~v4compact.models.stack.CompactStack` (one launch per layer for all of them, the
+:class:`~v4compact.models.nets.stack.CompactStack` (one launch per layer for all of them, the
 pointwise layers as one batched matmul): 180 images/s on the same H200, 32x. The stack is
 the same function (tested to float32 rounding); gradients and ``forward_to`` keep the
 groups.
 
-The population equals the separate :class:`~v4compact.models.compact.CompactModel` objects
+The population equals the separate :class:`~v4compact.models.nets.compact.CompactModel` objects
 column by column (to float32 rounding) and is differentiable with respect to its input;
 when a gradient is recorded each group is checkpointed (recomputed in the backward pass),
 so memory stays that of one group rather than of 219 models' feature maps. The folded
@@ -31,14 +31,14 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
+from ...errors import InvalidInputError, UnknownNeuronError, UnknownSessionError
+from ..arch import IMAGE_SIZE
+from ..ids import canonical_key, split_neuron_id
+from ..nets.base import V4Model
+from ..nets.macs import STAGES, compact_macs
 from . import tuning
-from .arch import IMAGE_SIZE
-from .base import V4Model
 from .cores import map_on_cores
 from .fused import FusedGroup, folded_arrays, plan_groups
-from .macs import STAGES, compact_macs
-from .zoo import canonical_key, split_neuron_id
 
 
 def population_key(neuron_id: str) -> tuple:
@@ -58,7 +58,7 @@ class CompactPopulation(V4Model):
     """Several compact models fused into one module with one output column per model.
 
     Args:
-        models: :class:`~v4compact.models.compact.CompactModel` objects (one output each,
+        models: :class:`~v4compact.models.nets.compact.CompactModel` objects (one output each,
             ReLU networks, distinct ``neuron_ids``); they are sorted into canonical order.
         group_channels: target layer-0 channels per fused group (a tuning knob; results do
             not depend on it beyond float32 rounding); ``None``: the choice tuned for this
@@ -69,9 +69,9 @@ class CompactPopulation(V4Model):
     Attributes:
         model_id: ``"population"``.
         neuron_ids: ``"session/neuron"`` of each output column, canonical order.
-        groups: the :class:`~v4compact.models.fused.FusedGroup` modules.
+        groups: the :class:`~v4compact.models.engines.fused.FusedGroup` modules.
         engine: how inference outputs are computed: ``"groups"`` (the fused groups),
-            ``"stack"`` (one folded :class:`~v4compact.models.stack.CompactStack` of all
+            ``"stack"`` (one folded :class:`~v4compact.models.nets.stack.CompactStack` of all
             models, built on first use) or ``None`` (default: the stack on CUDA, the groups
             elsewhere). Results agree to float32 rounding.
     """
@@ -221,7 +221,7 @@ class CompactPopulation(V4Model):
         """Multiply-accumulates per image, stage by stage, summed over the models.
 
         Returns:
-            ``{stage: MACs}`` for each name of :data:`v4compact.models.macs.STAGES` plus
+            ``{stage: MACs}`` for each name of :data:`v4compact.models.nets.macs.STAGES` plus
             ``"total"``; counted from the filter counts (the arithmetic of the separate
             models, not the zeros of the block-diagonal matrices).
         """
@@ -253,7 +253,7 @@ class CompactPopulation(V4Model):
 
     def to_compact_models(self) -> list[nn.Module]:
         """Rebuild the separate :class:`CompactModel` objects (on the population's device)."""
-        from .compact import CompactModel
+        from ..nets.compact import CompactModel
 
         out = []
         for nid, filters, eps, state in zip(self.neuron_ids, self.filters_per_model,
@@ -322,7 +322,7 @@ class CompactPopulation(V4Model):
 
     def _stack(self, device: torch.device):
         """All models as one folded stack on ``device`` (built once per device)."""
-        from .stack import CompactStack
+        from ..nets.stack import CompactStack
 
         stack = self._stack_cache.get(str(device))
         if stack is None:

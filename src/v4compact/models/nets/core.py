@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InvalidInputError
-from .arch import (
+from ...errors import InvalidInputError
+from ..arch import (
     DEFAULT_BN_EPS,
     IN_CHANNELS,
     KERNEL_SIZE,
@@ -95,7 +95,7 @@ class CompactCore(nn.Module):
         return self.l2 * torch.stack([k.pow(2).sum() for k in kernels]).sum()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> CompactCore:
-        """Keras' default initialisation (see :func:`~v4compact.models.layers.keras_init_`)."""
+        """Keras' default initialisation (see :func:`~v4compact.models.nets.layers.keras_init_`)."""
         keras_init_(self, generator)
         return self
 
@@ -113,12 +113,12 @@ class CompactCore(nn.Module):
 class EncoderModel(V4Model):
     """A model made of a :class:`CompactCore` and a readout (``(N, K4, 28, 28)`` -> outputs).
 
-    Subclasses (:class:`~v4compact.models.compact.CompactModel`,
-    :class:`~v4compact.models.shared.SharedCompactModel`) fix the readout type.
+    Subclasses (:class:`~v4compact.models.nets.compact.CompactModel`,
+    :class:`~v4compact.models.nets.shared.SharedCompactModel`) fix the readout type.
 
     Attributes:
         core: the :class:`CompactCore`.
-        readout: a module from :mod:`v4compact.models.readouts` with ``regularizer()``.
+        readout: a module from :mod:`v4compact.models.nets.readouts` with ``regularizer()``.
     """
 
     def __init__(self, core: CompactCore, readout: nn.Module) -> None:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InvalidInputError
-from .arch import LAYER_NAMES
-from .predict import predict
+from ...errors import InvalidInputError
+from ..arch import LAYER_NAMES
+from ..predict import predict
 
 
 class V4Model(nn.Module):

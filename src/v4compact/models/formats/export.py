@@ -7,7 +7,7 @@ with the file (ONNX metadata properties, safetensors header metadata, TorchScrip
 files), so a reloaded model still knows what its columns are.
 
 - ``"safetensors"``: the weights plus the architecture in the header; reloads as the same
-  :class:`~v4compact.models.base.V4Model` class (a population stores each member's weights
+  :class:`~v4compact.models.nets.base.V4Model` class (a population stores each member's weights
   under ``"<session>/<neuron>/<name>"`` and is re-fused on load). Needs ``safetensors``.
 - ``"onnx"``: a traced graph (opset 17) with a dynamic batch axis, input ``"images"``,
   output ``"responses"``; :func:`load_exported` wraps it in an onnxruntime session. Needs
@@ -23,11 +23,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..errors import InvalidInputError, ModelFormatError
-from .base import V4Model
+from ...errors import InvalidInputError, ModelFormatError
+from ..nets.base import V4Model
+from .onnx import OnnxModel
 
 FORMATS: tuple[str, ...] = ("onnx", "safetensors", "torchscript")
 #: File suffix of each format (used when a path has none and to guess the format on load).
@@ -40,7 +40,7 @@ def export_model(model_or_id, path: str | os.PathLike, format: str = "onnx",
     """Write a model to a file that reloads without the release data.
 
     Args:
-        model_or_id: a :class:`~v4compact.models.base.V4Model` or a model id such as
+        model_or_id: a :class:`~v4compact.models.nets.base.V4Model` or a model id such as
             ``"compact/201025/10"``, ``"shared/from_ensemble_model/200"`` or ``"population"``.
         path: output file; the format's suffix (``.onnx``, ``.safetensors``, ``.pt``) is
             added when the path has no suffix.
@@ -89,7 +89,7 @@ def load_exported(path: str | os.PathLike, format: str | None = None,
         DataNotFoundError: the file does not exist.
         ModelFormatError: the file is not an export of this package.
     """
-    from ..errors import DataNotFoundError
+    from ...errors import DataNotFoundError
 
     path = Path(path)
     if not path.is_file():
@@ -111,65 +111,12 @@ def load_exported(path: str | os.PathLike, format: str | None = None,
                             f"{', '.join(FORMATS)}")
 
 
-class OnnxModel:
-    """An exported ONNX model run with onnxruntime (CPU).
-
-    Args:
-        path: a ``.onnx`` file written by :func:`export_model`, or any ONNX model whose
-            first input is re-centred ``(N, 3, 112, 112)`` float32 images (its first output
-            is used; model id and neuron ids are then empty).
-
-    Attributes:
-        model_id: id of the exported model.
-        neuron_ids: ``"session/neuron"`` of each output column.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ModelFormatError("running ONNX files needs onnxruntime; install it with: "
-                                   "pip install 'v4compact[export]'") from None
-        try:
-            self.session = onnxruntime.InferenceSession(str(path),
-                                                        providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ModelFormatError(f"{Path(path).name} is not a readable ONNX model "
-                                   f"({type(err).__name__}); export it again") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.model_id = meta.get("model_id", "")
-        self.neuron_ids = json.loads(meta.get("neuron_ids", "[]"))
-
-    def __call__(self, x) -> np.ndarray:
-        """Re-centred images ``(N, 3, 112, 112)`` (numpy or tensor) -> float32 ``(N, outputs)``."""
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1:] != (3, 112, 112):
-            raise InvalidInputError(f"ONNX model input must be (N, 3, 112, 112) re-centred "
-                                    f"images, got {x.shape}")
-        # the first input and output: "images" / "responses" in our exports, any name in a
-        # user's file
-        return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
-
-    def predict(self, images, batch_size: int = 64, progress: bool = False,
-                units: str = "z-scored", data_dir: str | os.PathLike | None = None
-                ) -> np.ndarray:
-        """As :meth:`V4Model.predict` (:func:`v4compact.models.predict.predict`): images in
-        any accepted form -> float32 ``(N,)`` or ``(N, outputs)``, z-scored units unless
-        ``units="spikes"``."""
-        from .predict import predict
-
-        return predict(self, images, batch_size=batch_size, progress=progress, units=units,
-                       data_dir=data_dir)
-
-
 # -- writers ---------------------------------------------------------------------------------
 def _as_model(model_or_id, data_dir) -> V4Model:
     if isinstance(model_or_id, V4Model):
         return model_or_id
     if isinstance(model_or_id, str):
-        from .zoo import load_model
+        from ..zoo import load_model
 
         return load_model(model_or_id, data_dir=data_dir)
     raise InvalidInputError(f"export needs a V4Model or a model id, got "
@@ -260,9 +207,9 @@ def _write_safetensors(model: V4Model, path: Path) -> None:
     except ImportError:
         raise ModelFormatError("safetensors export needs safetensors; install it with: "
                                "pip install 'v4compact[export]'") from None
-    from .compact import CompactModel
-    from .population import CompactPopulation
-    from .shared import SharedCompactModel
+    from ..engines.population import CompactPopulation
+    from ..nets.compact import CompactModel
+    from ..nets.shared import SharedCompactModel
 
     meta = _metadata(model)
     if isinstance(model, CompactPopulation):
@@ -286,9 +233,9 @@ def _write_safetensors(model: V4Model, path: Path) -> None:
 def _read_safetensors(path: Path) -> V4Model:
     from safetensors import SafetensorError, safe_open
 
-    from .compact import CompactModel
-    from .population import CompactPopulation
-    from .shared import SharedCompactModel
+    from ..engines.population import CompactPopulation
+    from ..nets.compact import CompactModel
+    from ..nets.shared import SharedCompactModel
 
     try:
         with safe_open(str(path), framework="pt") as handle:

@@ -11,12 +11,12 @@ A ``.keras`` file is a zip of three members (the layout Keras 3's ``model.save``
 - ``model.weights.h5``: each layer's variables under ``layers/<auto name>/vars/<i>``
   (``conv2d``, ``batch_normalization_1``, ``separable_conv2d_3``, ``dense`` ...: Keras
   names the groups after the layer class, numbered in order), in Keras layouts
-  (:meth:`~v4compact.models.core.EncoderModel.layer_weights`);
+  (:meth:`~v4compact.models.nets.core.EncoderModel.layer_weights`);
 - ``metadata.json``: the Keras format version the file follows, the date, and under
   ``"v4compact"`` whatever the caller passes (the provenance of a made model). Keras
   ignores the extra key.
 
-The file is read back by :func:`v4compact.models.keras_io.read_keras` (and so by
+The file is read back by :func:`v4compact.models.formats.keras_io.read_keras` (and so by
 :func:`v4compact.load_compact_model` with a path) and opened by Keras 3
 (``scripts/check_keras_written.py`` checks the outputs against Keras under tensorflow-cpu).
 """
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .arch import BN_MOMENTUM, IMAGE_SIZE, IN_CHANNELS, KERNEL_SIZE, LAYER_STRIDES, NUM_LAYERS
+from ...errors import InvalidInputError
+from ..arch import BN_MOMENTUM, IMAGE_SIZE, IN_CHANNELS, KERNEL_SIZE, LAYER_STRIDES, NUM_LAYERS
 
 __all__ = ["KERAS_FORMAT_VERSION", "read_keras_metadata", "write_keras"]
 
@@ -47,7 +47,7 @@ def write_keras(model, path: str | os.PathLike, metadata: dict | None = None) ->
     """Write a compact model to a Keras 3 ``.keras`` file.
 
     Args:
-        model: an unfused :class:`~v4compact.models.compact.CompactModel` (batch norm
+        model: an unfused :class:`~v4compact.models.nets.compact.CompactModel` (batch norm
             present: ``model.fuse()`` results cannot be written).
         path: the file to write (``.keras`` is appended when the name lacks it); its folder
             is created.
@@ -96,7 +96,7 @@ def read_keras_metadata(path: str | os.PathLike) -> dict:
     Raises:
         ModelFormatError: not a readable zip.
     """
-    from ..errors import ModelFormatError
+    from ...errors import ModelFormatError
 
     try:
         with zipfile.ZipFile(path) as archive:

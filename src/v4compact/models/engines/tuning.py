@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .. import config
+from ... import config
 
 #: Layer-0 channels per fused group when nothing is tuned.
 DEFAULT_GROUP_CHANNELS = 64

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import BN_MOMENTUM, DEFAULT_BN_EPS, READOUT_SIZE
+from ..arch import BN_MOMENTUM, DEFAULT_BN_EPS, READOUT_SIZE
 
 __all__ = ["DenseReadout", "FactorizedReadout"]
 

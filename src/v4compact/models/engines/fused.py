@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import (
+from ..arch import (
     IMAGE_SIZE,
     KERNEL_SIZE,
     LAYER_STRIDES,
@@ -38,7 +38,7 @@ from .arch import (
     STAGE_NAMES,
     same_padding,
 )
-from .layers import same_conv2d
+from ..nets.layers import same_conv2d
 
 __all__ = ["STAGE_NAMES", "FusedGroup", "folded_arrays", "plan_groups"]
 
@@ -47,7 +47,7 @@ def folded_arrays(model: nn.Module) -> dict[str, torch.Tensor]:
     """One compact model's weights with batch norm folded in (float64, via ``model.fuse()``).
 
     Args:
-        model: a :class:`~v4compact.models.compact.CompactModel` (any device, unchanged).
+        model: a :class:`~v4compact.models.nets.compact.CompactModel` (any device, unchanged).
 
     Returns:
         float64 CPU tensors: ``conv0.weight (K0, 3, 5, 5)``, ``conv0.bias (K0,)``, and for

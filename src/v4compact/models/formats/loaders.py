@@ -1,8 +1,8 @@
 """The factories of the zoo's families: the released models and the user's model files.
 
-Each loader is registered with :func:`v4compact.models.zoo.register_factory`, so
+Each loader is registered with :func:`v4compact.models.families.register_factory`, so
 :func:`v4compact.load_model` reaches it by id; the ids, files, fetch groups and neuron
-order are the zoo's (:mod:`v4compact.models.zoo`). Every loader takes ``data_dir=None``
+order are the families' (:mod:`v4compact.models.families`). Every loader takes ``data_dir=None``
 (resolved by :func:`v4compact.config.data_dir`) and ``device="cpu"``; a missing file raises
 :class:`~v4compact.errors.DataNotFoundError` naming the ``v4compact data fetch`` command that
 gets it. Outputs of the released models are in z-scored units (SYSTEM.md §9).
@@ -16,21 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config
-from ..data import paths
-from ..errors import CorruptDataError, InvalidInputError, ModelFormatError
-from .compact import CompactModel
+from ... import config
+from ...data import local, paths
+from ...errors import CorruptDataError, InvalidInputError, ModelFormatError
+from ..families import COMPACT, FILE, POPULATION, SHARED, register_factory
+from ..ids import model_neuron_ids, parse_neuron_id
+from ..nets.compact import CompactModel
+from ..nets.shared import SharedCompactModel
 from .keras_io import FORMAT_ALIASES, FORMATS, read_model_file
-from .shared import SharedCompactModel
-from .zoo import (
-    COMPACT,
-    FILE,
-    POPULATION,
-    SHARED,
-    model_neuron_ids,
-    parse_neuron_id,
-    register_factory,
-)
 
 
 @register_factory(COMPACT.name)
@@ -76,7 +69,7 @@ def load_compact_model(session_id: int | str | os.PathLike, neuron: int | str | 
     if fmt == "keras":
         path, filters_path = COMPACT.local_files(model_id, data_dir)
     else:  # the release's other formats: their own fetch groups; nums_filters checked if there
-        path = paths.require(paths.compact_model(sid, k, fmt), data_dir)
+        path = local.require(paths.compact_model(sid, k, fmt), data_dir)
         filters_path = config.data_dir(data_dir) / paths.nums_filters(sid, k)
     expected = (_read_num_filters(filters_path, paths.nums_filters(sid, k), data_dir)
                 if filters_path.is_file() else None)
@@ -113,7 +106,7 @@ def _read_num_filters(path: Path, release_path: str, data_dir) -> list[int]:
         if counts.shape != (5,) or not np.issubdtype(counts.dtype, np.integer):
             raise ValueError(f"holds {counts.dtype} {counts.shape}, not 5 integers")
     except (ValueError, OSError, EOFError) as err:
-        fetch = paths.fetch_command(paths.fetch_group_of(release_path), data_dir)
+        fetch = paths.fetch_command(local.fetch_group_of(release_path), data_dir)
         raise CorruptDataError(
             f"{path} is not a filter-count file ({' '.join(str(err).split('. ')[0].split())}); "
             f"delete it and fetch it again: {fetch}"
@@ -179,7 +172,7 @@ def load_compact_population(neurons=None, device: torch.device | str = "cpu",
         progress: show a progress bar while the model files are read.
 
     Returns:
-        A :class:`~v4compact.models.population.CompactPopulation` (``model_id``
+        A :class:`~v4compact.models.engines.population.CompactPopulation` (``model_id``
         ``"population"``), columns in canonical order (sessions 190923, 201025, 210225,
         211022; neurons in index order) named by ``.neuron_ids``, in z-scored units.
 
@@ -188,7 +181,7 @@ def load_compact_population(neurons=None, device: torch.device | str = "cpu",
         InvalidInputError: an empty selection, a malformed id or a neuron given twice.
         DataNotFoundError: a model file is not in the data directory.
     """
-    from .population import CompactPopulation
+    from ..engines.population import CompactPopulation
 
     pairs = [parse_neuron_id(n) for n in
              (model_neuron_ids() if neurons is None else _as_list(neurons))]

@@ -1,7 +1,7 @@
 """``CompactModel``: the compact model of one V4 neuron (SYSTEM.md §4).
 
-Core + readout: the five-layer :class:`~v4compact.models.core.CompactCore` followed by the
-"Beta" :class:`~v4compact.models.readouts.DenseReadout` (the ``(28, 28, K4)`` map flattened
+Core + readout: the five-layer :class:`~v4compact.models.nets.core.CompactCore` followed by the
+"Beta" :class:`~v4compact.models.nets.readouts.DenseReadout` (the ``(28, 28, K4)`` map flattened
 in channels-last order, dense to one output). Outputs are in z-scored units (SYSTEM.md §9).
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .arch import DEFAULT_BN_EPS, READOUT_SIZE
+from ..arch import DEFAULT_BN_EPS, READOUT_SIZE
 from .core import CompactCore, EncoderModel
-from .keras_io import ModelWeights
 from .readouts import DenseReadout
+from .weights import ModelWeights
 
 
 class CompactModel(EncoderModel):
@@ -28,8 +28,8 @@ class CompactModel(EncoderModel):
         neuron_id: ``"session/neuron"`` of the output, e.g. ``"201025/10"``.
 
     Attributes:
-        core: :class:`~v4compact.models.core.CompactCore`.
-        readout: :class:`~v4compact.models.readouts.DenseReadout` ``28*28*K4 -> 1``;
+        core: :class:`~v4compact.models.nets.core.CompactCore`.
+        readout: :class:`~v4compact.models.nets.readouts.DenseReadout` ``28*28*K4 -> 1``;
             ``readout.weight`` is ``(1, 28*28*K4)`` in channels-last flatten order.
     """
 
@@ -44,9 +44,10 @@ class CompactModel(EncoderModel):
     @classmethod
     def from_weights(cls, weights: ModelWeights, model_id: str = "",
                      neuron_id: str = "") -> CompactModel:
-        """Build a model from a file read by :func:`~v4compact.models.keras_io.read_model_file`."""
+        """Build a model from a file read by
+        :func:`~v4compact.models.formats.keras_io.read_model_file`."""
         if weights.kind != "compact":
-            from ..errors import ModelFormatError
+            from ...errors import ModelFormatError
 
             raise ModelFormatError(
                 f"{weights.source}: a {weights.kind} model, not a compact one; load it with "
@@ -61,7 +62,7 @@ class CompactModel(EncoderModel):
                 model_id: str = "", neuron_id: str = "") -> CompactModel:
         """A freshly initialised (Keras defaults) model in training mode, e.g. a student to
         distill: 100 filters per layer unless ``num_filters`` is given (SYSTEM.md §9)."""
-        from .arch import STUDENT_NUM_FILTERS
+        from ..arch import STUDENT_NUM_FILTERS
 
         model = cls(num_filters or STUDENT_NUM_FILTERS, model_id=model_id, neuron_id=neuron_id)
         return model.reset_parameters(seed).train()

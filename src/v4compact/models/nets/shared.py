@@ -1,8 +1,8 @@
 """``SharedCompactModel``: one network predicting the 219 model neurons at once (SYSTEM.md §5).
 
-Core + readout: the five-layer :class:`~v4compact.models.core.CompactCore` (F filters in
+Core + readout: the five-layer :class:`~v4compact.models.nets.core.CompactCore` (F filters in
 layers 0-2, 100 in layers 3-4, both read from the file) and a
-:class:`~v4compact.models.readouts.FactorizedReadout` - a 1x1 channel mix per neuron
+:class:`~v4compact.models.nets.readouts.FactorizedReadout` - a 1x1 channel mix per neuron
 ("mixing_stage") then a 28x28 "valid" depthwise spatial map per neuron
 ("spatial_pool_stage"), both with biases and no batch norm. The
 "linear_from_ensemble_model" teacher's models have no ReLUs (``relu=False``).
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .arch import DEFAULT_BN_EPS, READOUT_SIZE
+from ..arch import DEFAULT_BN_EPS, READOUT_SIZE
 from .core import CompactCore, EncoderModel
-from .keras_io import ModelWeights
 from .readouts import FactorizedReadout
+from .weights import ModelWeights
 
 
 class SharedCompactModel(EncoderModel):
@@ -32,8 +32,8 @@ class SharedCompactModel(EncoderModel):
         neuron_ids: ``"session/neuron"`` of each output column.
 
     Attributes:
-        core: :class:`~v4compact.models.core.CompactCore`.
-        readout: :class:`~v4compact.models.readouts.FactorizedReadout`: ``readout.mixing``
+        core: :class:`~v4compact.models.nets.core.CompactCore`.
+        readout: :class:`~v4compact.models.nets.readouts.FactorizedReadout`: ``readout.mixing``
             (weight ``(num_outputs, K4, 1, 1)``) and ``readout.spatial`` (weight
             ``(num_outputs, 1, 28, 28)``).
     """
@@ -54,9 +54,10 @@ class SharedCompactModel(EncoderModel):
     @classmethod
     def from_weights(cls, weights: ModelWeights, model_id: str = "",
                      neuron_ids: list[str] | None = None) -> SharedCompactModel:
-        """Build a model from a file read by :func:`~v4compact.models.keras_io.read_model_file`."""
+        """Build a model from a file read by
+        :func:`~v4compact.models.formats.keras_io.read_model_file`."""
         if weights.kind != "shared":
-            from ..errors import ModelFormatError
+            from ...errors import ModelFormatError
 
             raise ModelFormatError(
                 f"{weights.source}: a {weights.kind} model, not a shared one; load it with "

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import InvalidInputError
-from .arch import (
+from ...errors import InvalidInputError
+from ..arch import (
     DEFAULT_BN_EPS,
     IN_CHANNELS,
     KERNEL_SIZE,
@@ -116,7 +116,7 @@ class CompactStack(nn.Module):
         """Stack compact models (copies of their weights; the models are not changed).
 
         Args:
-            models: :class:`~v4compact.models.compact.CompactModel` objects with the same
+            models: :class:`~v4compact.models.nets.compact.CompactModel` objects with the same
                 batch-norm epsilon and activation (any widths; narrower ones are padded).
             masks: keep channel masks; default: only when the widths differ.
 
@@ -228,14 +228,14 @@ class CompactStack(nn.Module):
         """The separate compact models (copies), each with only its live channels.
 
         Returns:
-            :class:`~v4compact.models.compact.CompactModel` objects in stack order, on the
+            :class:`~v4compact.models.nets.compact.CompactModel` objects in stack order, on the
             stack's device and dtype, in the stack's train/eval mode; their outputs equal
             the stack's columns.
         """
         return [self.model(i) for i in range(self.num_models)]
 
     def model(self, index: int) -> nn.Module:
-        """Model ``index`` as a :class:`~v4compact.models.compact.CompactModel` (a copy)."""
+        """Model ``index`` as a :class:`~v4compact.models.nets.compact.CompactModel` (a copy)."""
         from .compact import CompactModel
 
         if not 0 <= index < self.num_models:
@@ -286,7 +286,7 @@ class CompactStack(nn.Module):
 
     def fused(self) -> CompactStack:
         """An inference copy: every batch norm folded into its convolution (the eval-mode
-        function, as :meth:`v4compact.models.core.CompactCore.fuse`), weights frozen and in
+        function, as :meth:`v4compact.models.nets.core.CompactCore.fuse`), weights frozen and in
         channels-last memory, the layout in which CPU convolutions of this shape run fastest
         (measured in ``benchmarks/bench_synthesis.py``). Inputs are converted on the way in.
         """
@@ -303,7 +303,7 @@ class CompactStack(nn.Module):
 
         Args:
             pointwise: ``"conv"`` (grouped ``F.conv2d``) or ``"matmul"`` (one batched
-                matrix product, :func:`~v4compact.models.layers.grouped_pointwise`) for the
+                matrix product, :func:`~v4compact.models.nets.layers.grouped_pointwise`) for the
                 grouped 1x1 layers; ``None`` keeps the current choice.
             memory_format: ``"contiguous"`` or ``"channels_last"``: parameters are moved
                 to it and inputs converted to it; ``None`` keeps the current one.

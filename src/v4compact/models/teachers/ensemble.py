@@ -12,7 +12,7 @@ responses:
   norm, ReLU), ``sep2`` (the same, 256 -> 256), ``project`` (1x1 convolution 256 -> 512,
   linear) added to the block's input, no ReLU after the add (``layer<i>_conv1`` ...
   ``layer<i>_add``). The last add is the **embedding** ``(512, 7, 7)``;
-- ``readout``: a :class:`~v4compact.models.readouts.FactorizedReadout` over the 7x7 grid:
+- ``readout``: a :class:`~v4compact.models.nets.readouts.FactorizedReadout` over the 7x7 grid:
   1x1 convolution ``512 -> 200`` (``mixing_stage``) and depthwise 7x7 "valid" convolution
   with bias (``spatial_pool_stage``).
 
@@ -42,15 +42,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import paths
-from ..errors import DataNotFoundError, InvalidInputError, ModelFormatError
-from ..images import IMAGE_MEAN
-from .arch import DEFAULT_BN_EPS
+from ...data import local, paths
+from ...errors import DataNotFoundError, InvalidInputError, ModelFormatError
+from ...images import IMAGE_MEAN
+from ..arch import DEFAULT_BN_EPS
+from ..families import ENSEMBLE, NUM_ENSEMBLE_MEMBERS, register_factory
+from ..nets.base import V4Model
+from ..nets.layers import ConvBlock, SeparableBlock, keras_init_
+from ..nets.readouts import FactorizedReadout
 from .backbones import Backbone, load_backbone, resize_bicubic_tensor
-from .base import V4Model
-from .layers import ConvBlock, SeparableBlock, keras_init_
-from .readouts import FactorizedReadout
-from .zoo import ENSEMBLE, NUM_ENSEMBLE_MEMBERS, register_factory
 
 __all__ = [
     "MEMBER_INPUT_SHAPE",
@@ -90,7 +90,7 @@ class ResidualBlock(nn.Module):
         bn_eps: batch-norm epsilon.
 
     Attributes:
-        sep1, sep2: :class:`~v4compact.models.layers.SeparableBlock` 3x3 with batch norm and
+        sep1, sep2: :class:`~v4compact.models.nets.layers.SeparableBlock` 3x3 with batch norm and
             ReLU.
         project: 1x1 :class:`torch.nn.Conv2d` ``inner_width -> width`` with bias, linear.
     """
@@ -120,11 +120,11 @@ class EnsembleMember(nn.Module):
         seed: initialise as Keras does with this seed (``None``: torch's global generator).
 
     Attributes:
-        initial: :class:`~v4compact.models.layers.ConvBlock` 1x1 with batch norm and ReLU.
-        downsample: :class:`~v4compact.models.layers.SeparableBlock` 3x3 stride 2 without
+        initial: :class:`~v4compact.models.nets.layers.ConvBlock` 1x1 with batch norm and ReLU.
+        downsample: :class:`~v4compact.models.nets.layers.SeparableBlock` 3x3 stride 2 without
             batch norm or ReLU.
         blocks: :class:`torch.nn.Sequential` of :class:`ResidualBlock`.
-        readout: :class:`~v4compact.models.readouts.FactorizedReadout` over the embedding.
+        readout: :class:`~v4compact.models.nets.readouts.FactorizedReadout` over the embedding.
     """
 
     def __init__(self, in_channels: int = MEMBER_INPUT_SHAPE[0],
@@ -207,7 +207,7 @@ class EnsembleMember(nn.Module):
 
         Args:
             features: float ``(N, 14, 14, C)`` backbone features (e.g.
-                :meth:`~v4compact.models.backbones.Backbone.features`).
+                :meth:`~v4compact.models.teachers.backbones.Backbone.features`).
             batch_size: feature maps per forward pass.
 
         Returns:
@@ -416,7 +416,7 @@ class Ensemble(V4Model):
         model_id: zoo id (``"ensemble"``, ``"ensemble/member<k>"``) or ``""``.
 
     Attributes:
-        backbone: :class:`~v4compact.models.backbones.Backbone`.
+        backbone: :class:`~v4compact.models.teachers.backbones.Backbone`.
         members: :class:`torch.nn.ModuleList` of :class:`EnsembleMember`.
         neuron_ids: ``"output<i>"`` per readout output: the members' padded readout columns,
             which belong to the last session they were trained on; fit a mapping on
@@ -490,8 +490,8 @@ def load_ensemble(members=None, backbone="resnet50", device: torch.device | str 
 
     Args:
         members: member indices (0-24) or ``None`` for all 25.
-        backbone: backbone spec or :class:`~v4compact.models.backbones.Backbone` the members
-            were trained on (upstream: ``"resnet50"`` with Keras' ImageNet weights).
+        backbone: backbone spec or :class:`~v4compact.models.teachers.backbones.Backbone` the
+            members were trained on (upstream: ``"resnet50"`` with Keras' ImageNet weights).
         device: torch device.
         data_dir: data directory (default: :func:`v4compact.config.data_dir`).
 
@@ -506,7 +506,7 @@ def load_ensemble(members=None, backbone="resnet50", device: torch.device | str 
     model_id = ENSEMBLE.format_id(indices[0] if len(indices) == 1 else None)
     # a missing file names the group that brings all the members asked for
     group = ENSEMBLE.fetch_group_of(model_id)
-    files = [paths.require(paths.ensemble_member(k), data_dir, group) for k in indices]
+    files = [local.require(paths.ensemble_member(k), data_dir, group) for k in indices]
     loaded = [load_ensemble_member(f, device) for f in files]
     return Ensemble(load_backbone(backbone, device=device), loaded, model_id).to(device)
 
