@@ -23,7 +23,7 @@ from v4compact.errors import (
     UnknownSessionError,
     V4CompactError,
 )
-from v4compact.models import zoo
+from v4compact.models import families, zoo
 from v4compact.models.formats.keras_io import FORMATS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def test_bad_neuron_ids(neuron, error):
 
 # -- factories ---------------------------------------------------------------------------------
 def test_registering_a_factory_is_one_decorator(monkeypatch):
-    monkeypatch.setattr(zoo, "_FACTORIES", {})  # an empty registry for this test
+    monkeypatch.setattr(families, "_FACTORIES", {})  # an empty registry for this test
 
     @zoo.register_factory("ensemble")
     def load_ensemble_members(member=None, device="cpu", data_dir=None):

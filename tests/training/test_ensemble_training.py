@@ -22,16 +22,14 @@ from v4compact.data.session import load_session
 from v4compact.mapping.ridge import RidgeMapping
 from v4compact.training.ensemble import (
     PRESETS,
-    VALIDATION_FOLDS,
     EnsembleTrainingConfig,
-    _fold_ids,
     _Member,
-    _out_of_fold_predictions,
-    _SessionData,
     load_trained_ensemble,
     training_image_indices,
     zscore_responses,
 )
+from v4compact.training.ensemble_config import VALIDATION_FOLDS
+from v4compact.training.ensemble_data import SessionData, fold_ids, out_of_fold_predictions
 from v4compact.training.runtime import TORCHRUN_VARIABLES, load_checkpoint, read_metrics
 
 TINY = ["--backbone", "compact/211022/27:layer2", "--sessions", "190925", "210305",
@@ -130,14 +128,14 @@ def test_validation_ridge_equals_scikit_learn_ridge():
     embeddings = rng.normal(size=(96, 3, 3, 20)).astype(np.float32)
     responses = embeddings.reshape(96, -1)[:, :5] @ rng.normal(size=(5, 4)) \
         + rng.normal(size=(96, 4))
-    folds = _fold_ids(96)
+    folds = fold_ids(96)
     assert np.array_equal(np.bincount(folds), np.full(VALIDATION_FOLDS, 12))
     expected = np.empty_like(responses)
     for fold in range(VALIDATION_FOLDS):
         held = folds == fold
         ridge = RidgeMapping(penalty="heuristic").fit(embeddings[~held], responses[~held])
         expected[held] = ridge.predict(embeddings[held])
-    np.testing.assert_allclose(_out_of_fold_predictions(embeddings, responses), expected,
+    np.testing.assert_allclose(out_of_fold_predictions(embeddings, responses), expected,
                                rtol=1e-9, atol=1e-9)
 
 
@@ -164,7 +162,7 @@ def test_upstream_readout_reset_and_padded_outputs_stay_zero():
         assert torch.isin(kept, initial.flatten()).float().mean() > 0.99
         assert not torch.equal(layer.weight[:5] / 0.001, initial[:5])
     rng = np.random.default_rng(1)
-    data = _SessionData(1, rng.normal(size=(16, 14, 14, 3)).astype(np.float32),
+    data = SessionData(1, rng.normal(size=(16, 14, 14, 3)).astype(np.float32),
                         rng.normal(size=(16, 5)).astype(np.float32), None, None)
     member.new_optimizer(PRESETS["upstream"].learning_rate)
     features = torch.from_numpy(data.features).permute(0, 3, 1, 2)
@@ -192,7 +190,7 @@ def test_training_lowers_the_loss_on_a_real_session():
     # features that carry the responses: a learnable session
     targets = zscore_responses(session.responses[:8, indices])
     features[:, 5:9, 5:9, :] += targets[:, :3][:, None, None, :]
-    data = _SessionData(210305, features, targets, None, None)
+    data = SessionData(210305, features, targets, None, None)
     for preset in PRESETS:
         member = _tiny_member(preset, {210305: 8})
         lr = 1e-2 if preset == "modern" else 0.5

@@ -57,14 +57,11 @@ units (members are trained on z-scored responses).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +75,6 @@ from ..mapping.ensemble import ensemble_ridge_predictions
 from ..models.nets.layers import keras_init_
 from ..models.nets.readouts import FactorizedReadout
 from ..models.teachers.ensemble import (
-    MEMBER_INPUT_SHAPE,
-    MEMBER_SEED_BASE,
     EnsembleMember,
 )
 from ..models.teachers.runs import (
@@ -92,6 +87,24 @@ from ..models.teachers.runs import (
     run_backbone,
 )
 from . import runtime as rt
+from .ensemble_config import (
+    DEFAULT_BACKBONE,
+    PRESETS,
+    READOUT_RESET_SCALE,
+    VALIDATION_SESSION,
+    EnsembleTrainingConfig,
+    Preset,
+)
+from .ensemble_data import (
+    Features,
+    SessionData,
+    default_sessions,
+    out_of_fold_predictions,
+    training_image_indices,
+    validation_metric,
+    validation_score,
+    zscore_responses,
+)
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -110,245 +123,9 @@ __all__ = [
     "zscore_responses",
 ]
 
-#: The validation session of the study (hyper-parameters, early stopping).
-VALIDATION_SESSION = 210224
-#: The backbone of local runs: a trained core present wherever the data is.
-DEFAULT_BACKBONE = "shared/from_ensemble_model/200:layer3"
-#: Images 601-900 (0-based 600-899) of the WE animal's sessions were synthesized: not used.
-WE_EXCLUDED_IMAGES = range(600, 900)
-#: Validation: folds, and the seed of upstream's shuffle of the validation images.
-VALIDATION_FOLDS = 8
-VALIDATION_FOLD_SEED = 314159
-#: Upstream's readout reset scales the permuted initial readout weights by this.
-READOUT_RESET_SCALE = 0.001
-
 _METRICS_FILE = "metrics.csv"
 _CURVES_FILE = "curves.png"
 _CHECKPOINT_DIR = "checkpoint"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A training recipe (see the module docstring for the two defined).
-
-    Attributes:
-        name: the preset's name.
-        optimizer: ``"sgd"`` or ``"adamw"``.
-        learning_rate: the initial learning rate.
-        momentum: SGD momentum.
-        weight_decay: AdamW's decoupled weight decay.
-        lr_decay: ``"step"``: x ``lr_factor`` per epoch; ``"cosine"``: linear warm-up over
-            ``warmup`` of all steps, then cosine to 0 at the last step.
-        lr_factor: per-epoch factor of ``"step"``.
-        warmup: share of the steps for the warm-up of ``"cosine"``.
-        clip_value: per-element gradient clip (``None``: none).
-        growing_passes: ``p`` passes per session in epoch ``p`` (else one).
-        readout: ``"reset"`` (the member's padded readout, reset before each session, loss
-            summed over neurons / outputs) or ``"per_session"`` (one readout per session,
-            loss averaged over neurons).
-        new_optimizer_each_epoch: restart the optimizer (momentum) at each epoch.
-        batch_size: images per step.
-    """
-
-    name: str
-    optimizer: str
-    learning_rate: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lr_decay: str = "step"
-    lr_factor: float = 1.0
-    warmup: float = 0.0
-    clip_value: float | None = None
-    growing_passes: bool = False
-    readout: str = "reset"
-    new_optimizer_each_epoch: bool = False
-    batch_size: int = 64
-
-
-#: The training presets by name.
-PRESETS = {
-    "upstream": Preset("upstream", "sgd", 2.0, momentum=0.75, lr_decay="step", lr_factor=0.85,
-                       clip_value=0.5, growing_passes=True, readout="reset",
-                       new_optimizer_each_epoch=True),
-    "modern": Preset("modern", "adamw", 1e-3, weight_decay=1e-4, lr_decay="cosine",
-                     warmup=0.05, readout="per_session"),
-}
-
-
-@dataclass
-class EnsembleTrainingConfig:
-    """Everything that decides a training run (saved in ``run.json``).
-
-    Attributes:
-        backbone: backbone spec (:func:`~v4compact.models.teachers.backbones.load_backbone`).
-        sessions: training session ids (``None``: every training session whose images are
-            in the data directory).
-        validation: the validation session (early stopping).
-        members: number of members (member ``k`` is seeded ``seed + k``).
-        epochs: epochs (passes over the session list; see the preset for passes per session).
-        preset: a name in :data:`PRESETS`.
-        feature_size: backbone maps larger than this are average-pooled to it (14: the
-            released members' input grid, so the embedding is 7x7).
-        width, inner_width, num_blocks: member architecture (released: 512, 256, 4).
-        max_images: use at most this many images per session (``None``: all; for tests and
-            benchmarks).
-        seed: seed of member 0 and of the session order (upstream: 31490).
-        batch_size: images per step (``None``: the preset's).
-        cache_dtype: storage type of the feature cache, ``"float16"`` or ``"float32"``.
-    """
-
-    backbone: str = DEFAULT_BACKBONE
-    sessions: list[int] | None = None
-    validation: int = VALIDATION_SESSION
-    members: int = 25
-    epochs: int = 5
-    preset: str = "upstream"
-    feature_size: int = MEMBER_INPUT_SHAPE[1]
-    width: int = 512
-    inner_width: int = 256
-    num_blocks: int = 4
-    max_images: int | None = None
-    seed: int = MEMBER_SEED_BASE
-    batch_size: int | None = None
-    cache_dtype: str = FEATURE_CACHE_DTYPE
-
-    def check(self) -> None:
-        """Raise :class:`~v4compact.errors.InvalidInputError` on an impossible setting."""
-        if self.preset not in PRESETS:
-            raise InvalidInputError(
-                f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        for name in ("members", "epochs", "width", "inner_width", "num_blocks", "feature_size"):
-            if int(getattr(self, name)) < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, "
-                                        f"got {getattr(self, name)!r}")
-        from ..data.catalog import parse_session_id
-
-        if self.sessions is not None and parse_session_id(self.validation) in map(
-                parse_session_id, self.sessions):
-            raise InvalidInputError(f"the validation session {self.validation} is among the "
-                                    "training sessions; leave it out of --sessions")
-        if self.max_images is not None and self.max_images < 2 * VALIDATION_FOLDS:
-            raise InvalidInputError(f"max_images must be at least {2 * VALIDATION_FOLDS} "
-                                    f"(validation folds), got {self.max_images}")
-
-    @property
-    def recipe(self) -> Preset:
-        """The :class:`Preset`, with ``batch_size`` applied."""
-        preset = PRESETS[self.preset]
-        if self.batch_size:
-            preset = dataclasses.replace(preset, batch_size=int(self.batch_size))
-        return preset
-
-    def to_dict(self) -> dict:
-        """JSON-ready settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> EnsembleTrainingConfig:
-        """The inverse of :meth:`to_dict` (unknown keys are refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise InvalidInputError(f"unknown training settings {sorted(unknown)}")
-        return cls(**values)
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def training_image_indices(session) -> np.ndarray:
-    """Indices of a session's images used for training (0-based, file order).
-
-    The release's sessions of the WE animal skip images 601-900 (synthesized); other release
-    sessions use all. An imported session trains on its fit half only, so that its held-out
-    half can score the result.
-    """
-    from ..data.datasets import RELEASE_DATASET
-
-    if session.dataset != RELEASE_DATASET:
-        return np.asarray(session.heldout_split()[0])
-    indices = np.arange(session.num_images)
-    if session.animal == "WE":
-        indices = indices[(indices < WE_EXCLUDED_IMAGES.start)
-                          | (indices >= WE_EXCLUDED_IMAGES.stop)]
-    return indices
-
-
-def zscore_responses(responses: np.ndarray) -> np.ndarray:
-    """Z-score each neuron over images (s.d. with ddof 0; a constant neuron becomes 0).
-
-    Args:
-        responses: float ``(neurons, images)`` spike counts.
-
-    Returns:
-        float32 ``(images, neurons)`` in z-scored units.
-    """
-    values = np.asarray(responses, dtype=np.float64)
-    mean = values.mean(axis=1, keepdims=True)
-    sd = values.std(axis=1, keepdims=True)
-    z = np.divide(values - mean, sd, out=np.zeros_like(values), where=sd > 0)
-    return np.ascontiguousarray(z.T, dtype=np.float32)
-
-
-@dataclass
-class _SessionData:
-    """One session's training arrays: features ``(n, H, W, C)``, z-scored ``(n, neurons)``."""
-
-    session_id: int
-    features: np.ndarray | None
-    targets: np.ndarray
-    responses: np.ndarray  # the repeat-averaged responses (neurons, n) of the used images
-    raw: np.ndarray | None  # single-repeat (neurons, n, repeats) or None
-
-
-class _Features:
-    """Backbone features of sessions: from the cache, or recomputed at every call."""
-
-    def __init__(self, backbone, cache, max_images: int | None, data_dir) -> None:
-        self.backbone, self.cache, self.max_images, self.data_dir = (backbone, cache,
-                                                                     max_images, data_dir)
-
-    def indices(self, session, training: bool) -> np.ndarray:
-        indices = training_image_indices(session) if training else np.arange(session.num_images)
-        return indices[:self.max_images] if self.max_images else indices
-
-    def load(self, session_id: int, training: bool, with_features: bool = True
-             ) -> _SessionData:
-        """A session's arrays; ``with_features=False`` leaves ``features`` empty (``None``)."""
-        from ..data.session import load_session
-
-        session = load_session(session_id, data_dir=self.data_dir)
-        indices = self.indices(session, training)
-        if not with_features:
-            features = None
-        elif self.cache is None:
-            features = self.backbone.features(np.asarray(session.images[indices]))
-        else:
-            everything = len(indices) == session.num_images
-            digest = hashlib.sha256(indices.tobytes()).hexdigest()[:10]
-            name = f"session{str(session_id).replace(':', '-')}" + (
-                "" if everything else f"-{digest}")
-            images = session.images if everything else np.asarray(session.images[indices])
-            features = self.cache.features(self.backbone, images, name)
-        responses = session.responses[:, indices]
-        raw = session.raw_responses[:, indices] if session.has_raw_responses else None
-        if features is not None:  # in memory: random batches, writable for torch
-            features = np.array(features, dtype=np.float32)
-        return _SessionData(session_id, features, zscore_responses(responses), responses, raw)
-
-
-def _default_sessions(data_dir) -> list[int]:
-    from ..data.catalog import list_sessions
-    from ..data.session import load_session
-
-    ids = [s.session_id for s in list_sessions(split="train")
-           if load_session(s.session_id, data_dir=data_dir).has_images]
-    if not ids:
-        raise DataNotFoundError(
-            "no training session has its images in the data directory; fetch some with "
-            "'v4compact data fetch session:<id>' or pass --sessions"
-        )
-    return ids
 
 
 # ----------------------------------------------------------------------------- members
@@ -426,7 +203,7 @@ class _Member:
         squared = (self.model(features)[:, :targets.shape[1]] - targets) ** 2
         return squared.sum(dim=1).mean() / self.model.num_outputs, squared.detach().mean()
 
-    def train_session(self, data: _SessionData, passes: int, epoch: int, position: int,
+    def train_session(self, data: SessionData, passes: int, epoch: int, position: int,
                       lr_at, step: int, device) -> tuple[float, float]:
         """Train ``passes`` passes over one session, from global step ``step``; returns the
         mean objective and mean squared error per neuron (z-scored units²) of the last
@@ -467,72 +244,6 @@ class _Member:
         self.new_optimizer(lr)
         if with_optimizer and state["optimizer"] is not None:
             self.optimizer.load_state_dict(state["optimizer"])
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _fold_ids(num_images: int) -> np.ndarray:
-    """Fold of each validation image: upstream's seeded shuffle, then contiguous folds."""
-    order = np.random.RandomState(VALIDATION_FOLD_SEED).permutation(num_images)
-    folds = np.empty(num_images, dtype=np.int64)
-    folds[order] = np.arange(num_images) * VALIDATION_FOLDS // num_images
-    return folds
-
-
-def _out_of_fold_predictions(embeddings: np.ndarray, responses: np.ndarray) -> np.ndarray:
-    """Cross-validated ridge predictions of every image (upstream's heuristic penalty).
-
-    Ridge in its kernel (dual) form: one Gram matrix of the images serves every fold, and
-    each fold solves an ``n_fit x n_fit`` system - the same solution as scikit-learn's
-    ``Ridge(alpha)`` with an intercept (features and responses centred on the fitting
-    images), at a fraction of the cost when features outnumber images (25,088 embedding
-    values, 700 images per fold: ~40x faster than eight ``Ridge`` fits on a busy CPU).
-
-    Args:
-        embeddings: ``(N, ...)`` one member's embeddings of the validation images.
-        responses: ``(N, neurons)`` responses.
-
-    Returns:
-        float64 ``(N, neurons)``: each image predicted by the ridge fitted on the other folds.
-    """
-    from scipy.linalg import solve
-
-    from ..mapping.ridge import heuristic_penalty
-
-    x = np.asarray(embeddings, dtype=np.float64).reshape(len(embeddings), -1)
-    y = np.asarray(responses, dtype=np.float64)
-    gram = x @ x.T
-    folds = _fold_ids(len(x))
-    predictions = np.empty(y.shape, dtype=np.float64)
-    for fold in range(VALIDATION_FOLDS):
-        held = folds == fold
-        fit = ~held
-        alpha = heuristic_penalty(x[fit])
-        fit_gram = gram[np.ix_(fit, fit)]
-        cross = gram[np.ix_(held, fit)]
-        column_mean, total_mean = fit_gram.mean(axis=0), fit_gram.mean()
-        centred = fit_gram - column_mean[None, :] - column_mean[:, None] + total_mean
-        cross = cross - cross.mean(axis=1, keepdims=True) - column_mean[None, :] + total_mean
-        y_mean = y[fit].mean(axis=0)
-        centred[np.diag_indices_from(centred)] += alpha
-        dual = solve(centred, y[fit] - y_mean, assume_a="pos")
-        predictions[held] = cross @ dual + y_mean
-    return predictions
-
-
-def _validation_metric(data: _SessionData) -> str:
-    """r2_ER when the session's single-repeat responses exist, raw R^2 otherwise."""
-    return "r2_er" if data.raw is not None else "raw_r2"
-
-
-def _validation_score(mean_predictions: np.ndarray, data: _SessionData) -> float:
-    """Median over neurons of :func:`_validation_metric` of ``(N, neurons)`` predictions."""
-    from ..metrics import r2_er, raw_r2
-
-    if data.raw is not None:
-        return float(np.nanmedian(r2_er(data.raw, mean_predictions.T)))
-    return float(np.nanmedian(raw_r2(data.responses, mean_predictions.T)))
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -611,13 +322,13 @@ def train_ensemble(out: str | os.PathLike, config: EnsembleTrainingConfig, *,
         checkpoint = _prepare_folder(out, config, resume, runtime)
         backbone = run_backbone(config.backbone, config.feature_size, runtime.device, data_dir)
         cache = FeatureCache(cache_dir, dtype=config.cache_dtype) if use_cache else None
-        source = _Features(backbone, cache, config.max_images, data_dir)
+        source = Features(backbone, cache, config.max_images, data_dir)
         from ..data.catalog import parse_session_id
 
         session_ids = [parse_session_id(s)
-                       for s in config.sessions or _default_sessions(data_dir)]
+                       for s in config.sessions or default_sessions(data_dir)]
 
-        def load_all(bar: bool) -> tuple[dict, _SessionData]:
+        def load_all(bar: bool) -> tuple[dict, SessionData]:
             ids = rt.progress(session_ids, runtime, desc="session features",
                               disable=not (progress and bar))
             return ({sid: source.load(sid, True, with_features=use_cache) for sid in ids},
@@ -657,7 +368,7 @@ def _session_order(config: EnsembleTrainingConfig, session_ids: list[int], epoch
 
 
 def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
-           sessions: dict[int, _SessionData], validation: _SessionData, source: _Features,
+           sessions: dict[int, SessionData], validation: SessionData, source: Features,
            architecture: dict, checkpoint: dict | None, progress: bool) -> dict:
     preset = config.recipe
     session_ids = list(sessions)
@@ -668,7 +379,7 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
     steps_per_visit = {sid: -(-len(d.targets) // preset.batch_size) for sid, d in
                        sessions.items()}
     total_steps = sum(p * sum(steps_per_visit.values()) for p in passes)
-    metric = _validation_metric(validation)
+    metric = validation_metric(validation)
     members_dir, checkpoint_dir = out / MEMBERS_DIR, out / _CHECKPOINT_DIR
 
     done = -1  # index of the last completed visit (epoch * sessions + position)
@@ -710,14 +421,14 @@ def _train(out: Path, config: EnsembleTrainingConfig, runtime: rt.Runtime,
                 data, passes[epoch], epoch, position, lr_at, step, runtime.device)
         step = step + passes[epoch] * steps_per_visit[sid]
         # validation: each rank predicts with its members, rank 0 averages and decides
-        predictions = {m.index: _out_of_fold_predictions(
+        predictions = {m.index: out_of_fold_predictions(
             m.model.embeddings(validation.features), validation.targets) for m in members}
         gathered = rt.gather_objects((predictions, losses), runtime)
         decision = None
         if runtime.is_main:
             every = {k: v for part, _ in gathered for k, v in part.items()}
             mean = sum(every[k] for k in sorted(every)) / len(every)
-            score = _validation_score(mean, validation)
+            score = validation_score(mean, validation)
             decision = {"score": score, "improved": score > best}
         decision = rt.broadcast_object(decision, runtime)
         if decision["improved"]:
