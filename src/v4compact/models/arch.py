@@ -3,9 +3,9 @@
 Everything that describes the five-layer compact / shared compact network - layer names,
 kernel size, strides, padding, feature-map sizes, batch-norm settings, the readout grid,
 the image size and channel means, the distillation student's width - is defined here and
-imported by the modules that build (:mod:`.core`, :mod:`.readouts`), read
-(:mod:`.keras_io`), fuse (:mod:`.fused`) or count (:mod:`.macs`) the networks.
-Pure Python: importing this module imports neither torch nor numpy beyond
+imported by the modules that build (:mod:`.nets.core`, :mod:`.nets.readouts`), read
+(:mod:`.formats.keras_io`), fuse (:mod:`.engines.fused`) or count (:mod:`.nets.macs`) the
+networks. Pure Python: importing this module imports neither torch nor numpy beyond
 :mod:`v4compact.images`.
 """
 

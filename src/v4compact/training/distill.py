@@ -31,11 +31,10 @@ NCCL on CUDA)::
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +44,19 @@ from torch import nn
 
 from ..errors import InvalidInputError
 from ..images import IMAGE_SIZE
-from ..models.arch import NUM_LAYERS, READOUT_SIZE, STUDENT_NUM_FILTERS, check_num_filters
 from ..models.nets.stack import CompactStack
 from . import runtime as rt
-from .augment import Augmentation, FunctionMatching
 from .corpus import ImageCorpus, batch_plan, image_loader, rank_part, steps_per_pass
+from .distill_config import LR_SCHEDULES, PRESETS, DistillConfig
 from .kernels import CPU_KERNELS, apply_kernels, parse_kernels, tune_kernels
+from .stack_tools import (
+    SyncedBatchNorm2d,
+    all_reduce_gradients,
+    load_stack,
+    smooth_stack_,
+    stack_state,
+    synchronise_batch_norms,
+)
 from .teachers import Teacher, TeacherCache
 
 __all__ = [
@@ -70,8 +76,6 @@ __all__ = [
     "train_stack",
 ]
 
-#: Smoothing of SYSTEM.md §9: Gaussian s.d. (taps) and scipy mode.
-SMOOTHING_MODE = "reflect"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 FIGURE = "fidelity.png"
@@ -79,262 +83,6 @@ RUN_FILE = "run.json"
 #: Metrics columns that hold wall-clock seconds (all other columns of a resumed run equal
 #: those of an uninterrupted one).
 TIMING_COLUMNS = ("train_seconds", "wall_seconds")
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Settings of a distillation (or retraining) pass; :data:`PRESETS` names sets of them.
-
-    Attributes:
-        preset: the name of the preset these settings started from.
-        num_filters: filters per layer of each student (100 each upstream).
-        batch_size: global batch (all processes together).
-        learning_rate, betas, adam_eps: Adam's settings (SYSTEM.md §9).
-        smoothing_sigma: Gaussian smoothing after each shard (0: none).
-        passes: passes over the corpus (1 upstream, where the corpus has 12M images).
-        holdout_images: corpus images set aside for fidelity and pruning statistics;
-            ``None``: :data:`~v4compact.training.corpus.HOLDOUT_RULE` (a tenth of the
-            corpus, 200 at least where that is at most a fifth of it, 5,000 at most).
-        augment: random flips and shifts (:class:`~v4compact.training.augment.Augmentation`);
-            the teacher then runs on every augmented image (no cache).
-        function_matching: the augmentation of function matching
-            (:class:`~v4compact.training.augment.FunctionMatching`: random resized crops,
-            flips, mixup / cutmix between training images, a fresh teacher response for
-            every augmented image); replaces ``augment``.
-        mix: how function matching mixes two images (``mixup``, ``cutmix``, ``both``,
-            ``none``).
-        color_jitter: function matching's brightness / contrast / saturation jitter (0: off).
-        lr_schedule: ``"constant"`` (upstream) or ``"cosine"`` (linear warm-up over
-            ``warmup_fraction`` of the steps, then a cosine decay to 0 at the last step).
-        warmup_fraction: share of the optimizer steps spent warming up (cosine schedule).
-        smooth_every_images: smooth after a shard once at least this many images were
-            trained on since the last smoothing, and after the last shard (0: after every
-            shard, as upstream with its 500,000-image shards).
-        seed: seeds the students (student k: ``seed + k``), the shuffles and the hold-out.
-        num_workers: image-decoding processes of the data loader.
-        eval_every: measure fidelity after every this many shards (and after the last).
-        mixed_precision: bfloat16 autocast on CUDA.
-        kernels: how the stack computes (:mod:`~v4compact.training.kernels`): ``"auto"``
-            (time every choice at the start of a CUDA run and keep the fastest; the
-            default on the CPU) or ``POINTWISE/FORMAT``, e.g. ``"matmul/channels_last"``.
-        exclude_heldout: leave out the held-out halves of test sessions' zips.
-    """
-
-    preset: str = "upstream"
-    num_filters: tuple[int, ...] = STUDENT_NUM_FILTERS
-    batch_size: int = 64
-    learning_rate: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-7
-    smoothing_sigma: float = 0.5
-    passes: int = 1
-    holdout_images: int | None = 5000
-    augment: bool = False
-    function_matching: bool = False
-    mix: str = "mixup"
-    color_jitter: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_fraction: float = 0.0
-    smooth_every_images: int = 0
-    seed: int = 0
-    num_workers: int = 2
-    eval_every: int = 1
-    mixed_precision: bool = False
-    exclude_heldout: bool = True
-    kernels: str = "auto"
-
-    def check(self) -> DistillConfig:
-        """Validate; returns self. Raises InvalidInputError naming the bad setting."""
-        check_num_filters(self.num_filters)
-        parse_kernels(self.kernels)
-        for name in ("batch_size", "passes", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got "
-                                        f"{getattr(self, name)!r}")
-        if self.learning_rate <= 0 or self.smoothing_sigma < 0 or self.num_workers < 0 \
-                or (self.holdout_images is not None and self.holdout_images < 0) \
-                or self.smooth_every_images < 0:
-            raise InvalidInputError("learning_rate must be > 0 and smoothing_sigma, "
-                                    "holdout_images, num_workers, smooth_every_images >= 0")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InvalidInputError(f"unknown lr_schedule {self.lr_schedule!r}; choose one "
-                                    f"of {', '.join(LR_SCHEDULES)}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise InvalidInputError(f"warmup_fraction must be in [0, 1), got "
-                                    f"{self.warmup_fraction}")
-        if self.function_matching and self.augment:
-            raise InvalidInputError("augment and function_matching are two augmentations; "
-                                    "choose one")
-        self.augmentation()  # checks mix and color_jitter
-        return self
-
-    def holdout_count(self, num_images: int) -> int:
-        """Corpus images held out of a corpus of ``num_images`` (``holdout_images``, else
-        :data:`~v4compact.training.corpus.HOLDOUT_RULE`)."""
-        from .corpus import HOLDOUT_RULE
-
-        if self.holdout_images is None:
-            return HOLDOUT_RULE.count(num_images)
-        return int(self.holdout_images)
-
-    def augmentation(self) -> Augmentation | FunctionMatching | None:
-        """The data loader's augmentation for these settings (``None``: none)."""
-        if self.function_matching:
-            return FunctionMatching(mix=self.mix, color_jitter=self.color_jitter,
-                                    seed=self.seed)
-        return Augmentation(seed=self.seed) if self.augment else None
-
-    def lr_at(self, step: int, total_steps: int) -> float:
-        """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``."""
-        if self.lr_schedule == "constant":
-            return self.learning_rate
-        warmup = int(round(self.warmup_fraction * total_steps))
-        if step < warmup:
-            return self.learning_rate * (step + 1) / warmup
-        progress = (step - warmup) / max(total_steps - warmup, 1)
-        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    def to_dict(self) -> dict:
-        """JSON-ready settings."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DistillConfig:
-        """Settings from :meth:`to_dict` (lists back to tuples)."""
-        values = dict(values)
-        for name in ("num_filters", "betas"):
-            if name in values:
-                values[name] = tuple(values[name])
-        unknown = set(values) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise InvalidInputError(f"unknown distillation settings {sorted(unknown)}")
-        return cls(**values)
-
-    @classmethod
-    def preset_named(cls, name: str, **overrides) -> DistillConfig:
-        """A preset of :data:`PRESETS` with some settings replaced."""
-        if name not in PRESETS:
-            raise InvalidInputError(f"unknown preset {name!r}; choose one of "
-                                    f"{', '.join(PRESETS)}")
-        return replace(PRESETS[name], **overrides).check()
-
-
-#: Learning-rate schedules of :meth:`DistillConfig.lr_at`.
-LR_SCHEDULES = ("constant", "cosine")
-
-#: ``upstream``: SYSTEM.md §9 as published (one pass over a 12M-image corpus).
-#: ``small-corpus``: the same recipe for corpora of thousands of images (the release's
-#: session zips): several passes, the hold-out rule, smoothing after every shard.
-#: ``patient``: function matching (Beyer et al. 2022) for corpora of any size: the teacher
-#: labels every augmented (cropped, flipped, mixed-up) image afresh, many passes, batch 32,
-#: Adam with a 10x larger peak rate, 5% warm-up then cosine decay, smoothing as often per
-#: image as upstream (every 500,000 training images, and after the last shard).
-PRESETS: dict[str, DistillConfig] = {
-    "upstream": DistillConfig(),
-    "small-corpus": DistillConfig(preset="small-corpus", passes=8, holdout_images=None),
-    "patient": DistillConfig(preset="patient", passes=20, holdout_images=None, batch_size=32,
-                             learning_rate=1e-3, function_matching=True, mix="mixup",
-                             lr_schedule="cosine", warmup_fraction=0.05,
-                             smooth_every_images=500_000),
-}
-
-
-# -- smoothing --------------------------------------------------------------------------------
-def smooth_stack_(stack: CompactStack, sigma: float = 0.5) -> CompactStack:
-    """Smooth the weights in place as upstream does after each shard (SYSTEM.md §9).
-
-    A Gaussian of s.d. ``sigma`` (scipy ``gaussian_filter``, mode "reflect", taps
-    ~0.0003/0.1065/0.7866/0.1065/0.0003 for 0.5) over the two spatial axes of the depthwise
-    kernels of layers 1-4 and of each readout reshaped to ``(28, 28, K4)``; layer 0 is not
-    smoothed. Every channel is smoothed on its own, so padded or pruned channels stay zero.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    if sigma <= 0:
-        return stack
-    with torch.no_grad():
-        for layer in range(1, NUM_LAYERS):
-            weight = getattr(stack.core, f"layer{layer}").depthwise.weight  # (C, 1, 5, 5)
-            _smooth_(weight, (0, 0, sigma, sigma), gaussian_filter)
-        readout = stack.readout_weight.view(stack.num_models, READOUT_SIZE, READOUT_SIZE, -1)
-        _smooth_(readout, (0, sigma, sigma, 0), gaussian_filter)
-    return stack
-
-
-def _smooth_(tensor: torch.Tensor, sigmas: tuple, gaussian_filter) -> None:
-    values = tensor.detach().double().cpu().numpy()
-    smoothed = gaussian_filter(values, sigma=sigmas, mode=SMOOTHING_MODE)
-    tensor.copy_(torch.from_numpy(smoothed).to(tensor.device, tensor.dtype))
-
-
-# -- synchronised batch norm ------------------------------------------------------------------
-class SyncedBatchNorm2d(nn.BatchNorm2d):
-    """Batch norm whose training statistics cover the batch of every process.
-
-    In training mode the per-channel mean and (biased) variance are computed over the
-    images of all processes with differentiable all-reduces, the moving averages are
-    updated as PyTorch does (unbiased variance, ``momentum``), so a step of N processes
-    equals a step of one process on the whole batch. In eval mode, and without a process
-    group, it is :class:`torch.nn.BatchNorm2d`.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not (dist.is_available() and dist.is_initialized()):
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
-        local = x.new_tensor([x.shape[0] * x.shape[2] * x.shape[3]])
-        sums = all_reduce(torch.cat([x.sum((0, 2, 3)), local]))
-        count = sums[-1]
-        mean = sums[:-1] / count
-        centred = x - mean[None, :, None, None]
-        var = all_reduce(centred.pow(2).sum((0, 2, 3))) / count
-        with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-            unbiased = var * count / (count - 1).clamp(min=1)
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_(unbiased.detach(), self.momentum)
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
-
-
-def _synchronise_batch_norms(module: nn.Module) -> None:
-    """Replace every ``BatchNorm2d`` of ``module`` by a :class:`SyncedBatchNorm2d` (same state)."""
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.BatchNorm2d:
-                synced = SyncedBatchNorm2d(child.num_features, child.eps, child.momentum)
-                synced.load_state_dict(child.state_dict())
-                setattr(parent, name, synced.to(child.weight.device).train(child.training))
-
-
-def _all_reduce_gradients(parameters: list[nn.Parameter]) -> None:
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-    grads = [p.grad for p in parameters]
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat)
-    for grad, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
-        grad.copy_(reduced)
-
-
-# -- saving stacks ----------------------------------------------------------------------------
-def stack_state(stack: CompactStack) -> dict:
-    """Everything that rebuilds a stack: its shape, names and state dict (CPU tensors)."""
-    return {"num_models": stack.num_models, "widths": list(stack.widths),
-            "bn_eps": stack.bn_eps, "relu": stack.relu, "masks": stack.mask0 is not None,
-            "neuron_ids": list(stack.neuron_ids), "model_ids": list(stack.model_ids),
-            "state_dict": {k: v.detach().cpu() for k, v in stack.state_dict().items()}}
-
-
-def load_stack(state: dict, device="cpu") -> CompactStack:
-    """The stack saved by :func:`stack_state`, in training mode."""
-    stack = CompactStack(state["num_models"], state["widths"], state["bn_eps"], state["relu"],
-                         state["masks"])
-    stack.load_state_dict(state["state_dict"])
-    stack.neuron_ids = list(state["neuron_ids"])
-    stack.model_ids = list(state["model_ids"])
-    return stack.to(device).train()
 
 
 # -- the training loop ------------------------------------------------------------------------
@@ -413,7 +161,7 @@ def train_stack(stack: CompactStack, teacher: Teacher, train: ImageCorpus,
     stack.to(device).train()
     kernels = _choose_kernels(stack, config, runtime)
     if runtime.distributed:
-        _synchronise_batch_norms(stack)
+        synchronise_batch_norms(stack)
     parameters = list(stack.parameters())
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, betas=config.betas,
                                  eps=config.adam_eps)
@@ -561,7 +309,7 @@ def _step(stack: CompactStack, optimizer, parameters, images: torch.Tensor,
     optimizer.zero_grad(set_to_none=False)
     loss.backward()
     if runtime.distributed:
-        _all_reduce_gradients(parameters)
+        all_reduce_gradients(parameters)
     optimizer.step()
     return squared.detach().sum(0).double().cpu()
 

@@ -1,9 +1,9 @@
 """``CompactStack``: many compact models as one trainable module of grouped convolutions.
 
-The fused population (:mod:`.population`) is the fastest way to *run* released models, with
-batch norm folded into frozen buffers. The stack is its trainable twin: the weights of K
-compact models (SYSTEM.md §4) side by side as parameters, batch norm live, so K students
-are trained in one pass over the images (SYSTEM.md §9):
+The fused population (:mod:`v4compact.models.engines.population`) is the fastest way to
+*run* released models, with batch norm folded into frozen buffers. The stack is its
+trainable twin: the weights of K compact models (SYSTEM.md §4) side by side as parameters,
+batch norm live, so K students are trained in one pass over the images (SYSTEM.md §9):
 
 - layer 0: one 5x5 convolution 3 -> K*W0 when every model sees the same image (its
   filters side by side), or a grouped one (groups=K) when each model gets its own image;
