@@ -3,7 +3,8 @@ inside functions) and the lazy-attribute tables, as text or as a Mermaid diagram
 
     python scripts/import_graph.py                      # subpackages, with any import circle
     python scripts/import_graph.py --level module       # one node per module
-    python scripts/import_graph.py --inside models      # the modules of one package
+    python scripts/import_graph.py --inside models      # the subpackages and modules of one
+    python scripts/import_graph.py --inside models --level module   # ... every module
     python scripts/import_graph.py --format mermaid     # a diagram for docs/architecture.md
 
 It imports nothing of the package (the source is read as text), so it runs without the
@@ -27,11 +28,13 @@ def module_name(path: Path, src: Path = SRC) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, src: Path = SRC, names: bool = True) -> list[tuple[str, int]]:
+def imports_of(path: Path, src: Path = SRC, names: bool = True,
+               members: bool = True) -> list[tuple[str, int]]:
     """``(absolute dotted name, line)`` of every import statement in a module (also inside
-    functions), relative ones resolved, ``from . import x`` giving ``package.x`` too; with
-    ``names``, also the module names the module resolves at call time (strings
-    ``"v4compact.x.y"``: lazy-attribute tables, the model families' loader modules)."""
+    functions), relative ones resolved; ``from pkg import x`` gives ``pkg.x`` too (``x`` may
+    be a module; with ``members=False`` only for ``from . import x``); with ``names``, also
+    the module names the module resolves at call time (strings ``"v4compact.x.y"``:
+    lazy-attribute tables, the model families' loader modules)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     name = module_name(path, src).split(".")
     base = name if path.name == "__init__.py" else name[:-1]
@@ -46,7 +49,8 @@ def imports_of(path: Path, src: Path = SRC, names: bool = True) -> list[tuple[st
             else:
                 target = node.module or ""
             out.append((target, node.lineno))
-            out += [(f"{target}.{alias.name}", node.lineno) for alias in node.names]
+            if members or node.module is None:
+                out += [(f"{target}.{alias.name}", node.lineno) for alias in node.names]
         elif names and isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and node.value.startswith("v4compact.") and " " not in node.value:
             out.append((node.value, node.lineno))
@@ -83,14 +87,15 @@ def module_graph(src: Path = SRC, names: bool = False) -> dict[str, dict[str, in
 
 def group(module: str, level: str, inside: str | None = None, src: Path = SRC) -> str | None:
     """The node a module belongs to: ``package`` (``models``), ``subpackage``
-    (``models.nets``; a top-level module stays itself), or ``module``. With ``inside``,
-    modules outside that package give None."""
+    (``models.nets``; a top-level module stays itself), or ``module``. With ``inside``, the
+    package's own modules and subpackages (``module``: every module), and None outside it."""
     parts = module.split(".")[1:] or ["__init__"]
     if inside is not None:
         prefix = inside.split(".")
         if parts[: len(prefix)] != prefix:
             return None
-        return ".".join(parts[len(prefix):]) or "__init__"
+        inner = parts[len(prefix):] or ["__init__"]
+        return ".".join(inner if level == "module" else inner[:1])
     if level == "module":
         return ".".join(parts)
     depth = 1 if level == "package" else 2

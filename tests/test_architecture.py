@@ -4,7 +4,6 @@ also those inside functions): the layers of the packages, the layers inside
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 from pathlib import Path
 
@@ -39,7 +38,7 @@ FORBIDDEN = {
     "synthesis": {"cli", "web", "report", "evaluation", "training"},
     "experiments": {"cli", "web", "report", "training"},
     "features": {"cli", "web", "report", "training"},
-    "training": {"cli", "web", "report"},
+    "training": {"cli", "web", "report", "figures"},
     "ingest": {"evaluation", "synthesis", "experiments", "training", "features", "figures",
                "report", "cli", "web"},
     "figures": {"cli", "web"},
@@ -53,43 +52,6 @@ def _package(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """Absolute dotted names imported by a module (relative imports resolved)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    module = ["v4compact", *path.relative_to(SRC).with_suffix("").parts]
-    if module[-1] == "__init__":
-        module = module[:-1]
-        base = module
-    else:
-        base = module[:-1]
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parent = base[: len(base) - (node.level - 1)]
-                name = ".".join(parent + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
-            out.append((name, node.lineno))
-            # "from . import x" / "from .. import x": x may be a subpackage
-            if node.module is None:
-                out += [(f"{name}.{alias.name}", node.lineno) for alias in node.names]
-    return out
-
-
-def _lazy_targets(path: Path) -> list[tuple[str, int]]:
-    """Modules named in a lazy-attribute table (``_LAZY = {"name": "v4compact.x.y"}``)."""
-    tree = ast.parse(path.read_text())
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and node.value.startswith("v4compact.") and " " not in node.value:
-            out.append((node.value, node.lineno))
-    return out
-
-
 MODULES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
 
 
@@ -97,7 +59,7 @@ MODULES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
 def test_module_respects_the_import_rules(path):
     package = _package(path)
     problems = []
-    for name, line in _imports(path) + _lazy_targets(path):
+    for name, line in graph_tool.imports_of(path, SRC, names=True, members=False):
         parts = name.split(".")
         if parts[0] == "torch" and package in NO_TORCH:
             problems.append(f"line {line}: {package} imports torch")
@@ -201,3 +163,18 @@ def test_circle_finder_finds_a_circle():
     graph = {"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1, "d": 1}, "d": {}}
     assert graph_tool.circles(graph) == [["a", "b", "c"]]
     assert graph_tool.circles({"a": {"b": 1}, "b": {}}) == []
+
+
+def test_the_models_drawing_in_the_docs_is_the_code():
+    """docs/architecture.md's Mermaid drawing of models/ has exactly the code's arrows."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    ids = dict(re.findall(r'(n\w+)\["([\w.]+)"\]', block))
+    drawn = {(ids[a], ids[b]) for a, b in re.findall(r"(n\w+)(?:\[[^\]]*\])? --> (n\w+)", block)}
+    graph = graph_tool.collapse(STATEMENTS, "subpackage", inside="models", src=SRC)
+    code = {(a, b) for a, targets in graph.items() for b in targets}
+    assert drawn == code, (f"redraw it with: python scripts/import_graph.py --inside models "
+                           f"--format mermaid (missing {sorted(code - drawn)}, extra "
+                           f"{sorted(drawn - code)})")

@@ -206,3 +206,27 @@ def test_pil_image_input(model, golden_images):
     image = Image.open(io.BytesIO(buffer.getvalue()))
     assert predict(model, image).shape == (1,)
     np.testing.assert_array_equal(predict(model, image), predict(model, golden_images[:1]))
+
+
+def test_any_array_model_plugs_into_the_one_path(model, golden_images):
+    """The ArrayModel protocol, not the ONNX class, is what predict knows: a plain object
+    with model_id, neuron_ids and __call__ on re-centred CPU batches runs like the model."""
+
+    class NumpyWrapper:
+        model_id = "wrapped/201025/10"
+        neuron_ids = list(model.neuron_ids)
+        calls = 0
+
+        def __call__(self, x):
+            NumpyWrapper.calls += 1
+            with torch.no_grad():
+                return model(x).numpy()
+
+    wrapper = NumpyWrapper()
+    np.testing.assert_array_equal(predict(wrapper, golden_images, batch_size=4),
+                                  predict(model, golden_images, batch_size=4))
+    assert NumpyWrapper.calls == -(-len(golden_images) // 4)
+    calls = NumpyWrapper.calls
+    with pytest.raises(InvalidInputError, match="runs on the CPU"):  # before any calibration
+        predict(wrapper, golden_images, device="cuda", units="spikes")
+    assert NumpyWrapper.calls == calls

@@ -21,7 +21,14 @@ import torch
 
 from ..errors import InvalidInputError
 from .calibration import UNITS, fit_calibration
-from .runner import ImageSource, as_runnable, inference_mode_of, model_device, run_model
+from .runner import (
+    ImageSource,
+    as_runnable,
+    check_call,
+    inference_mode_of,
+    model_device,
+    run_model,
+)
 
 __all__ = ["inference_mode_of", "model_device", "predict"]
 
@@ -71,6 +78,7 @@ def predict(model, images, *, batch_size: int = 64, device: torch.device | str |
     if units != "z-scored" and layer is not None:
         raise InvalidInputError(f"units={units!r} applies to outputs; drop layer= or units=")
     model = as_runnable(model)
+    check_call(model, device, layer)
     source = ImageSource(images)  # bad images fail here, before any model work
     calibration = fit_calibration(model, data_dir=data_dir) if units == "spikes" else None
     out = run_model(model, source, batch_size=batch_size, device=device, progress=progress,

@@ -27,8 +27,8 @@ from .families import FILE
 from .inputs import as_image_batch, to_model_input
 from .zoo import load_model
 
-__all__ = ["ArrayModel", "ImageSource", "as_runnable", "inference_mode_of", "model_device",
-           "run_model"]
+__all__ = ["ArrayModel", "ImageSource", "as_runnable", "check_call", "inference_mode_of",
+           "model_device", "run_model"]
 
 
 @contextmanager
@@ -102,7 +102,15 @@ def as_runnable(model):
     )
 
 
-def _check_array_call(model, device, layer) -> None:
+def check_call(model, device, layer) -> None:
+    """Refuse, before any work, what a model kind cannot do: a layer or another device for
+    an :class:`ArrayModel` (it gives only its outputs, on the CPU).
+
+    Raises:
+        InvalidInputError: the one-line reason and the fix.
+    """
+    if isinstance(model, torch.nn.Module):
+        return
     name = getattr(model, "model_id", "") or type(model).__name__
     if layer is not None:
         raise InvalidInputError(f"layer={layer!r} needs a torch model; {name} gives only its "
@@ -137,8 +145,7 @@ def run_model(model, images, *, batch_size: int = 64,
         InvalidInputError: bad images, a layer or device the model cannot take.
         ModelFormatError: a module whose forward does not return one tensor.
     """
-    if not isinstance(model, torch.nn.Module):
-        _check_array_call(model, device, layer)
+    check_call(model, device, layer)
     source = images if isinstance(images, ImageSource) else ImageSource(images)
     name = getattr(model, "model_id", "") or type(model).__name__
     if isinstance(model, torch.nn.Module):
