@@ -36,7 +36,6 @@ SPIKE_UNITS = "spikes per 100 ms"
 UNITS: dict[str, str] = {"z-scored": Z_SCORED_UNITS, "spikes": SPIKE_UNITS}
 
 
-
 @dataclass(frozen=True, eq=False)
 class Calibration:
     """Affine maps from a model's outputs (z-scored units) to spikes per 100 ms.

@@ -34,7 +34,6 @@ COMPACT_FAMILY = "compact"
 _DIGITS = re.compile(r"0|[1-9][0-9]*")  # ASCII, no leading zeros: one spelling per id
 
 
-
 def show_value(value) -> str:
     """A user-given value for a message: its repr, cut short (URLs can be long)."""
     text = repr(value)
