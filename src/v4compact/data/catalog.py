@@ -158,7 +158,8 @@ def parse_session_id(value) -> int | str:
 
     Returns:
         ``int`` for a release session (checked against the catalogue), ``"dataset:session"``
-        for a user session (its form checked; :func:`find_session` says whether it exists).
+        for a user session (its form checked;
+        :func:`~v4compact.data.datasets.find_session` says whether it exists).
 
     Raises:
         UnknownSessionError: an unknown release session or a malformed user id.
@@ -175,17 +176,16 @@ def parse_session_id(value) -> int | str:
 
 
 # -- imported sessions and datasets ---------------------------------------------------------------
-def user_sessions(data_dir: str | os.PathLike | None = None):
-    """Catalogue records (:class:`SessionInfo`) of every imported
-    session, from the manifests only (no array is read), sorted by id; the first root
-    holding an id wins."""
+def user_sessions(data_dir: str | os.PathLike | None = None) -> list[SessionInfo]:
+    """Catalogue records of every imported session, from the manifests only (no array is
+    read), sorted by id; the first root holding an id wins."""
     found = {m["id"]: session_info_from_manifest(m) for _, m in manifests(data_dir)}
     return [found[k] for k in sorted(found)]
 
 
-def session_info_from_manifest(manifest: dict):
-    """The catalogue record (:class:`SessionInfo`) of an imported
-    session, from its manifest (split ``"imported"``)."""
+def session_info_from_manifest(manifest: dict) -> SessionInfo:
+    """The catalogue record of an imported session, from its manifest (split
+    ``"imported"``)."""
     return SessionInfo(
         session_id=manifest["id"], animal=manifest.get("animal") or "", split="imported",
         num_neurons=int(manifest["num_neurons"]), num_images=int(manifest["num_images"]),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import config
@@ -159,7 +160,7 @@ def _manifest(folder: Path) -> dict | None:
         return None
 
 
-def manifests(data_dir: str | os.PathLike | None = None):
+def manifests(data_dir: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict]]:
     """``(session folder, manifest dict)`` of every imported session found in the roots, in
     root order and then by path; an unreadable manifest is passed over, and an id already
     found in an earlier root is not given again (the first root holding an id wins)."""
