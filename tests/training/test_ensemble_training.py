@@ -222,6 +222,20 @@ def test_run_folder_metrics_curves_and_loading(reference_run):
     assert embeddings.shape == (2, 4, 7, 7, 8) and np.all(np.isfinite(embeddings))
 
 
+def test_a_damaged_member_file_is_one_clear_error(reference_run, tmp_path):
+    import shutil
+
+    from v4compact.errors import CorruptDataError
+
+    run = tmp_path / "damaged"
+    shutil.copytree(reference_run, run)
+    member = run / "members" / "member1.pt"
+    member.write_bytes(member.read_bytes()[:100])  # cut short, as by a full disk
+    with pytest.raises(CorruptDataError, match=r"member file .*member1\.pt is unreadable "
+                                               r"\(\w+\); train the run again$"):
+        load_trained_ensemble(run)
+
+
 def test_resume_after_a_kill_gives_the_same_members(reference_run, tmp_path):
     run = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, *_train_command(run, reference_run.parent /

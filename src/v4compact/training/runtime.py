@@ -57,8 +57,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..errors import CorruptDataError, DataNotFoundError, InvalidInputError
+from ..errors import DataNotFoundError, InvalidInputError
 from ..files import atomic_write
+from ..models.nets.weights import load_weights_only
 
 __all__ = [
     "MetricsLog",
@@ -293,12 +294,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"checkpoint {path} not found; start without --resume")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises RuntimeError / UnpicklingError / EOFError
-        raise CorruptDataError(
-            f"checkpoint {path} is unreadable ({type(err).__name__}); delete it and start again"
-        ) from None
+    return load_weights_only(path, map_location, what="checkpoint",
+                             fix="delete it and start again")
 
 
 # ----------------------------------------------------------------------------- metrics

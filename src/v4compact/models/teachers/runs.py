@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ...errors import CorruptDataError, DataNotFoundError
+from ...errors import DataNotFoundError
+from ..nets.weights import load_weights_only
 from .backbones import Backbone, load_backbone
 from .ensemble import Ensemble, EnsembleMember
 
@@ -85,11 +86,7 @@ def load_trained_ensemble(run_dir: str | os.PathLike, device: torch.device | str
                                 "empty); let the run pass one validation")
     members = []
     for path in files:
-        try:  # weights_only: no code in the file runs
-            saved = torch.load(path, map_location=device, weights_only=True)
-        except Exception as err:  # torch raises RuntimeError / UnpicklingError / EOFError
-            raise CorruptDataError(f"member file {path} is unreadable ({type(err).__name__}); "
-                                   "train the run again") from None
+        saved = load_weights_only(path, device, what="member file", fix="train the run again")
         member = EnsembleMember(**saved["architecture"])
         member.load_state_dict(saved["state_dict"])
         members.append(member.to(device).eval())
