@@ -18,29 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-STATIC = Path(__file__).resolve().parents[1] / "src" / "v4compact" / "web" / "static"
-CHROMIUM = "/usr/bin/chromium"
-#: Launch flags of the browser tests (tests/web/test_browser.py).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-HARNESS = """<!doctype html>
-<html><head><meta charset="utf-8"><title>v4runtime benchmark</title>
-<link rel="icon" href="data:,">
-<script src="static/vendor/tf-core.min.js"></script>
-<script src="static/vendor/tf-backend-cpu.min.js"></script>
-<script src="static/vendor/tf-backend-webgl.min.js"></script>
-<script src="static/vendor/tf-backend-wasm.min.js"></script>
-<script src="static/v4runtime.js"></script>
-</head><body></body></html>
-"""
 
 BENCH_JS = """async ([backend, url, urls, steps, photo]) => {
   const ms = () => performance.now();
@@ -102,11 +84,9 @@ def _write_site(folder: Path) -> list[str]:
     from v4compact.models.formats.loaders import load_compact_model
     from v4compact.models.zoo import model_neuron_ids
     from v4compact.web.browser_weights import write_browser_model
+    from v4compact.web.siteexport import write_runtime_page
 
-    (folder / "static").mkdir(parents=True)
-    shutil.copytree(STATIC / "vendor", folder / "static" / "vendor")
-    shutil.copyfile(STATIC / "v4runtime.js", folder / "static" / "v4runtime.js")
-    (folder / "index.html").write_text(HARNESS)
+    write_runtime_page(folder, "v4runtime benchmark")
     urls = []
     for neuron_id in model_neuron_ids():
         session, neuron = neuron_id.split("/")
@@ -125,7 +105,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from v4compact import load_session
-    from v4compact.web.server import serve_folder
+    from v4compact.web.server import launch_chromium, serve_folder
 
     session = load_session(201025)
     _, heldout = session.heldout_split()
@@ -136,7 +116,7 @@ def main() -> None:
         written = time.perf_counter() - started
         with serve_folder(tmp) as origin, sync_playwright() as playwright:
             base = origin + "/"
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch_chromium(playwright)
             print(f"chromium {browser.version} headless, {os.cpu_count()} cores; "
                   f"TensorFlow.js 4.22.0; one model: {args.neuron}; weights of 219 models "
                   f"written in {written:.1f} s")

@@ -15,11 +15,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+from v4compact.web.server import CHROMIUM, launch_chromium
+
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 DEFAULT_NEURONS = ["201025/10", "190923/0", "210225/5", "201025/2", "211022/3"]
 
 
@@ -30,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "docs" / "img"), help="output folder")
     parser.add_argument("--steps", type=int, default=100, help="synthesis steps of the build")
     parser.add_argument("--data-dir", default=os.environ.get("V4COMPACT_DATA"))
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--no-build", action="store_true", help="use the cache as it is")
     parser.add_argument("--only", nargs="+", default=None, metavar="PAGE",
                         help="take only these screenshots (gallery neuron synthesize try "
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(data_dir=data_dir, cache_dir=args.cache_dir, made=args.made)
     with running_server(app) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright, args.chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=url)
         page.set_default_timeout(180_000)
 

@@ -18,8 +18,7 @@ import time
 import zipfile
 from pathlib import Path
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from v4compact.web.server import CHROMIUM, launch_chromium
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neuron", default="201025/10", help="the neuron page to show")
     parser.add_argument("--photo", type=Path, default=None,
                         help="a photo for 'Try your image' (default: one of session 210225)")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -66,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with serve_folder(args.site) as origin, sync_playwright() as playwright:
         url = origin + "/"
-        browser = playwright.chromium.launch(executable_path=args.chromium,
-                                             args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright, args.chromium)
         for width, height, suffix in ((1280, 900, ""), (375, 740, "_phone")):
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()

@@ -7,17 +7,7 @@ from pathlib import Path
 
 import pytest
 
-#: Debian's chromium, which the browser tests drive through Playwright (no browser download).
-CHROMIUM = Path("/usr/bin/chromium")
-#: Its switches here: no sandbox as root, no GPU, and none of its own network traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from v4compact.web.server import CHROMIUM, launch_chromium
 
 #: Neurons of the small test site: one whose session has its photos in the data copy and
 #: one whose session has none (211022), so both kinds of page are exercised.
@@ -170,12 +160,12 @@ def made_app(made_run, site_cache, notebooks_dir, data_dir):
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian chromium through Playwright, one per test module."""
-    if not CHROMIUM.exists():
+    if not Path(CHROMIUM).exists():
         pytest.fail("browser tests need Debian's chromium: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 

@@ -31,7 +31,6 @@ from .conftest import static_server
 
 pytestmark = pytest.mark.browser
 
-STATIC = Path(__file__).resolve().parents[2] / "src" / "v4compact" / "web" / "static"
 #: The folder the harness lives in on the server: the runtime must work under a sub-path.
 SUB_PATH = "deep/site"
 #: Test images: the first 20 held-out photos of this session.
@@ -43,16 +42,8 @@ EXACT = 1e-4
 #: The made model's filters (small, as a pruned student).
 MADE_FILTERS = (4, 5, 3, 4, 2)
 
-HARNESS = """<!doctype html>
-<html><head><meta charset="utf-8"><title>v4runtime harness</title>
-<link rel="icon" href="data:,">
-<script src="static/vendor/tf-core.min.js"></script>
-<script src="static/vendor/tf-backend-cpu.min.js"></script>
-<script src="static/vendor/tf-backend-webgl.min.js"></script>
-<script src="static/vendor/tf-backend-wasm.min.js"></script>
-<script src="static/v4runtime.js"></script>
-<script>
-"use strict";
+#: Helpers of the harness page, run after the runtime has loaded.
+HARNESS_SCRIPT = """
 // the test images: uint8 [N, 112, 112, 3] written by the test
 async function testImages() {
   return new Uint8Array(await (await fetch("images.bin")).arrayBuffer());
@@ -65,10 +56,7 @@ function base64(values) {
     text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
   }
   return btoa(text);
-}
-</script>
-</head><body>v4runtime harness</body></html>
-"""
+}"""
 
 
 # -- Python side -------------------------------------------------------------------------------
@@ -147,13 +135,11 @@ def site(tmp_path_factory, images):
     """
     from v4compact.models.zoo import model_neuron_ids
     from v4compact.web.browser_weights import write_browser_model
+    from v4compact.web.siteexport import write_runtime_page
 
     root = tmp_path_factory.mktemp("served")
     folder = root / SUB_PATH
-    (folder / "static").mkdir(parents=True)
-    shutil.copytree(STATIC / "vendor", folder / "static" / "vendor")
-    shutil.copyfile(STATIC / "v4runtime.js", folder / "static" / "v4runtime.js")
-    (folder / "index.html").write_text(HARNESS)
+    write_runtime_page(folder, "v4runtime harness", HARNESS_SCRIPT)
     (folder / "images.bin").write_bytes(images.tobytes())
     predictions = {}
     for neuron_id in model_neuron_ids():

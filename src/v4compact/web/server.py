@@ -1,6 +1,7 @@
 """Run the explorer in a background thread on the loopback interface (tests, benchmarks,
-screenshots), or serve an exported static site with a plain ``http.server``. ``v4compact
-serve`` runs the explorer in the foreground instead."""
+screenshots), or serve an exported static site with a plain ``http.server``; and the
+headless browser that looks at them (:func:`launch_chromium`). ``v4compact serve`` runs the
+explorer in the foreground instead."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: Debian's Chromium, which the browser tests, benchmarks and screenshots drive headless
+#: through Playwright (no browser download).
+CHROMIUM = "/usr/bin/chromium"
+#: Its switches there: no sandbox as root, no GPU, and none of its own network traffic.
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def launch_chromium(playwright, executable: str | Path = CHROMIUM):
+    """Headless Chromium with :data:`CHROMIUM_ARGS`, from a running ``sync_playwright()``.
+
+    Returns:
+        Playwright's ``Browser``; close it when done.
+    """
+    return playwright.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_ARGS))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

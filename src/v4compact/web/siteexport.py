@@ -40,7 +40,7 @@ from .. import __version__, config
 from ..errors import InvalidInputError
 from ..models import zoo
 
-__all__ = ["ExportReport", "export_site"]
+__all__ = ["ExportReport", "export_site", "write_runtime_page"]
 
 #: Files of the page code copied from the package's ``static/`` folder (besides ``vendor/``).
 STATIC_FILES = ("app.js", "style.css", "favicon.svg", "site.js", "v4runtime.js", "v4synth.js")
@@ -420,15 +420,53 @@ def _vendor_versions() -> dict:
     return json.loads(path.read_text())
 
 
+def _copy_vendor(target: Path, vendor_files: list[str]) -> None:
+    """The vendored TensorFlow.js files and their ``versions.json`` into ``target/vendor/``."""
+    (target / "vendor").mkdir(parents=True, exist_ok=True)
+    for name in [*vendor_files, "versions.json"]:
+        shutil.copyfile(_static_dir() / "vendor" / name, target / "vendor" / name)
+
+
+def write_runtime_page(folder: str | os.PathLike, title: str, script: str = "") -> Path:
+    """A bare page that loads the in-page model runtime and nothing else: TensorFlow.js (the
+    vendored scripts, in the order of ``vendor/versions.json``) and ``v4runtime.js``, copied
+    to ``folder/static/``, as the exported site's pages load them. The browser tests and
+    ``benchmarks/bench_browser.py`` drive the runtime through it.
+
+    Args:
+        folder: where ``index.html`` and ``static/`` are written (created if missing).
+        title: the page's title and body text.
+        script: JavaScript run after the runtime has loaded (e.g. helpers a test calls).
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        InvalidInputError: an installation without the vendored runtime (``make vendor``).
+    """
+    folder = Path(folder)
+    vendor_files = _vendor_versions()["files"]
+    target = folder / "static"
+    _copy_vendor(target, vendor_files)
+    shutil.copyfile(_static_dir() / "v4runtime.js", target / "v4runtime.js")
+    scripts = [f"vendor/{name}" for name in vendor_files if name.endswith(".js")]
+    tags = "".join(f'<script src="static/{name}"></script>\n'
+                   for name in [*scripts, "v4runtime.js"])
+    inline = f'<script>\n"use strict";\n{script}\n</script>\n' if script else ""
+    page = folder / "index.html"
+    page.write_text(f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title>\n'
+                    f'<link rel="icon" href="data:,">\n{tags}{inline}</head>'
+                    f"<body>{title}</body></html>\n")
+    return page
+
+
 def _write_page_code(out: Path, vendor_files: list[str]) -> None:
     """``index.html`` in static mode and the page code, runtime and vendor files."""
     static = _static_dir()
     target = out / "static"
-    (target / "vendor").mkdir(parents=True, exist_ok=True)
+    _copy_vendor(target, vendor_files)
     for name in STATIC_FILES:
         shutil.copyfile(static / name, target / name)
-    for name in [*vendor_files, "versions.json"]:
-        shutil.copyfile(static / "vendor" / name, target / "vendor" / name)
     html = (static / "index.html").read_text()
     # site.js loads the runtime (vendor/, v4runtime.js, v4synth.js) when first needed
     scripts = '  <script src="static/site.js" defer></script>\n'
