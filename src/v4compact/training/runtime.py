@@ -294,7 +294,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"checkpoint {path} not found; start without --resume")
-    return load_weights_only(path, map_location, what="checkpoint",
+    return load_weights_only(path, map_location, kind="checkpoint",
                              fix="delete it and start again")
 
 

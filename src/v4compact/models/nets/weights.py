@@ -46,17 +46,17 @@ class ModelWeights:
     format: str = ""
 
 
-def load_weights_only(path: str | os.PathLike, map_location="cpu", *, what: str, fix: str):
+def load_weights_only(path: str | os.PathLike, map_location="cpu", *, kind: str, fix: str):
     """A file written by ``torch.save``, read with ``weights_only=True`` (no code runs).
 
     Args:
         path: the file.
         map_location: where tensors go (a torch device or its name).
-        what: what the file is, for the message (``"checkpoint"``, ``"member file"``).
+        kind: what the file is, for the message (``"checkpoint"``, ``"member file"``).
         fix: what to do when it cannot be read, for the message.
 
     Raises:
-        CorruptDataError: ``"<what> <path> is unreadable (<error type>); <fix>"``.
+        CorruptDataError: ``"<kind> <path> is unreadable (<error type>); <fix>"``.
     """
     import torch  # here, so that the file readers returning ModelWeights stay torch-free
 
@@ -64,4 +64,4 @@ def load_weights_only(path: str | os.PathLike, map_location="cpu", *, what: str,
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError / UnpicklingError / EOFError
         raise CorruptDataError(
-            f"{what} {path} is unreadable ({type(err).__name__}); {fix}") from None
+            f"{kind} {path} is unreadable ({type(err).__name__}); {fix}") from None

@@ -86,7 +86,7 @@ def load_trained_ensemble(run_dir: str | os.PathLike, device: torch.device | str
                                 "empty); let the run pass one validation")
     members = []
     for path in files:
-        saved = load_weights_only(path, device, what="member file", fix="train the run again")
+        saved = load_weights_only(path, device, kind="member file", fix="train the run again")
         member = EnsembleMember(**saved["architecture"])
         member.load_state_dict(saved["state_dict"])
         members.append(member.to(device).eval())
